@@ -1,0 +1,296 @@
+//! The `Promotion` resource: "carry these service versions to that environment".
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::conditions::Condition;
+
+/// Desired state: which versions go to which environment, and where they came from.
+///
+/// The spec is immutable once Baton has opened the pull request (enforced by the API
+/// server): the PR is what a reviewer approves, so changing the request under the
+/// reviewer's feet would merge something nobody reviewed. Create a new Promotion instead.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "baton.dev",
+    version = "v1alpha1",
+    kind = "Promotion",
+    namespaced,
+    status = "PromotionStatus",
+    shortname = "promo",
+    category = "baton",
+    doc = "Promotes service versions to an Environment through a reviewed GitOps pull request.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Environment", type_ = "string", json_path = ".spec.environment"),
+    printcolumn(name = "Services", type_ = "string", json_path = ".status.summary"),
+    printcolumn(name = "PR", type_ = "string", json_path = ".status.pullRequest.url"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new(
+        "!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase == 'Pending' || self.spec == oldSelf.spec"
+    )
+    .message("spec is immutable once the pull request is opened; create a new Promotion instead")
+    .field_path(".spec")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionSpec {
+    /// Name of the Environment (same namespace) to promote to.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub environment: String,
+    /// The service repository and commit the versions were built from; deploy statuses go there.
+    pub source: SourceRef,
+    /// The services to promote together, in one pull request.
+    #[schemars(length(min = 1, max = 50))]
+    #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("service names must be unique"))]
+    pub services: Vec<ServiceVersion>,
+}
+
+/// Where a promotion's versions were built from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRef {
+    /// GitHub repository as `owner/name`.
+    #[schemars(
+        length(min = 3, max = 140),
+        regex(pattern = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    )]
+    pub repository: String,
+    /// Full commit SHA (40 hex characters, or 64 for SHA-256 repositories).
+    #[schemars(regex(pattern = r"^([0-9a-f]{40}|[0-9a-f]{64})$"))]
+    pub commit: String,
+    /// Link to the CI run that requested the promotion, shown in the pull request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]
+    pub run_url: Option<String>,
+}
+
+/// One service and the version it should run.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.version) != has(self.digest)").message("set exactly one of version or digest"))]
+pub struct ServiceVersion {
+    /// Service name; expands `{service}` in the Environment's templates.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Tag or chart tag to write, e.g. `api-v9.1.1` or `v1.2.3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+    )]
+    pub version: Option<String>,
+    /// Image digest to pin, `sha256:` followed by 64 lowercase hex characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^sha256:[a-f0-9]{64}$"))]
+    pub digest: Option<String>,
+}
+
+impl ServiceVersion {
+    /// The value written to the GitOps repository and shown to people.
+    pub fn value(&self) -> &str {
+        self.version
+            .as_deref()
+            .or(self.digest.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// The phases a user sees, in order; `Failed` and `Rejected` are terminal.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema, Default)]
+pub enum Phase {
+    /// Accepted, the pull request is not open yet (or is waiting on a gate or a fix).
+    #[default]
+    Pending,
+    /// The pull request is open and waiting for a reviewer to merge it.
+    #[serde(rename = "PROpened")]
+    PrOpened,
+    /// The pull request was merged; waiting for Argo CD to sync.
+    Merged,
+    /// Every Application is Synced and Healthy at the merge commit or later.
+    Synced,
+    /// The promotion cannot complete; see the `Ready` condition for why.
+    Failed,
+    /// The pull request was closed without merging.
+    Rejected,
+}
+
+impl Phase {
+    /// Terminal phases never change again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Synced | Phase::Failed | Phase::Rejected)
+    }
+
+    /// The name as it appears in `status.phase`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::PrOpened => "PROpened",
+            Phase::Merged => "Merged",
+            Phase::Synced => "Synced",
+            Phase::Failed => "Failed",
+            Phase::Rejected => "Rejected",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Observed state, written by Baton only.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionStatus {
+    /// Where the promotion stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `api:api-v9.1.1, web:web-v5.0.1`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Standard conditions; see `baton_api::conditions` for types and reasons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The pull request carrying the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestStatus>,
+    /// What Baton last saw of each Argo CD Application of the promotion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applications: Vec<ApplicationObservation>,
+    /// When each phase was entered.
+    #[serde(default)]
+    pub phase_times: PhaseTimes,
+    /// Notifications already delivered, so restarts never post twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationRecord>,
+}
+
+/// The promotion pull request as Baton last observed it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestStatus {
+    /// Pull request number in the GitOps repository.
+    pub number: u64,
+    /// Web URL of the pull request.
+    pub url: String,
+    /// Head branch Baton created for this promotion.
+    pub branch: String,
+    /// The commit Baton pushed to the head branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_commit: Option<String>,
+    /// The merge commit on the base branch, once merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_commit: Option<String>,
+    /// When Baton observed the merge or close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<Time>,
+}
+
+/// One Argo CD Application as observed, with the time and generation of the observation.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationObservation {
+    /// Service this Application deploys.
+    pub service: String,
+    /// Application namespace.
+    pub namespace: String,
+    /// Application name.
+    pub name: String,
+    /// `status.sync.status` (Synced, OutOfSync, Unknown), empty when the Application is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_status: Option<String>,
+    /// `status.health.status` (Healthy, Progressing, Degraded, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_status: Option<String>,
+    /// The revision Argo CD reports as synced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Whether that revision is the merge commit or a descendant of it, with a finished sync.
+    #[serde(default)]
+    pub at_target: bool,
+    /// The Application's `metadata.generation` at observation time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// When this observation was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<Time>,
+}
+
+/// When each phase was first entered.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseTimes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "prOpened")]
+    pub pr_opened: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<Time>,
+}
+
+impl PhaseTimes {
+    /// The time `phase` was entered, if it was.
+    pub fn get(&self, phase: Phase) -> Option<&Time> {
+        match phase {
+            Phase::Pending => self.pending.as_ref(),
+            Phase::PrOpened => self.pr_opened.as_ref(),
+            Phase::Merged => self.merged.as_ref(),
+            Phase::Synced => self.synced.as_ref(),
+            Phase::Failed => self.failed.as_ref(),
+            Phase::Rejected => self.rejected.as_ref(),
+        }
+    }
+
+    /// Records `at` as the entry time of `phase` unless one is already recorded.
+    pub fn enter(&mut self, phase: Phase, at: Time) {
+        let slot = match phase {
+            Phase::Pending => &mut self.pending,
+            Phase::PrOpened => &mut self.pr_opened,
+            Phase::Merged => &mut self.merged,
+            Phase::Synced => &mut self.synced,
+            Phase::Failed => &mut self.failed,
+            Phase::Rejected => &mut self.rejected,
+        };
+        slot.get_or_insert(at);
+    }
+}
+
+/// Kinds of notification Baton delivers once per promotion.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum NotificationKind {
+    /// Success commit status on the source commit.
+    SuccessStatus,
+    /// Failure commit status on the source commit.
+    FailureStatus,
+    /// GitHub release note.
+    Release,
+}
+
+/// A notification that was delivered.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRecord {
+    pub kind: NotificationKind,
+    /// The service it was about (statuses are per service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    pub delivered_at: Time,
+}

@@ -1,0 +1,31 @@
+//! `crds/` must be what `crdgen` writes from the current types: a schema change
+//! without `make crds` fails here, before it reaches a cluster.
+
+#[test]
+fn checked_in_crds_match_the_rust_types() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds");
+    let crds = baton_api::crds();
+    let mut expected_files: Vec<String> = Vec::new();
+    for crd in &crds {
+        let name = crd.metadata.name.clone().expect("CRD has a name");
+        let file = format!("{name}.yaml");
+        let on_disk = std::fs::read_to_string(dir.join(&file))
+            .unwrap_or_else(|e| panic!("crds/{file} missing ({e}); run `make crds`"));
+        let generated = baton_api::render_crd_yaml(crd).expect("renders");
+        assert!(
+            on_disk == generated,
+            "crds/{file} is stale; run `make crds` and commit the result"
+        );
+        expected_files.push(file);
+    }
+    let mut present: Vec<String> = std::fs::read_dir(&dir)
+        .expect("crds/ exists")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    present.sort();
+    expected_files.sort();
+    assert_eq!(
+        present, expected_files,
+        "crds/ holds files crdgen does not write"
+    );
+}

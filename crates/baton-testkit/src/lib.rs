@@ -1,0 +1,9 @@
+//! Test kit: a real control plane (etcd + kube-apiserver built from Go modules by
+//! `make controlplane`) for Baton's tests and `make demo`.
+
+pub mod controlplane;
+
+pub use controlplane::{
+    ControlPlane, ControlPlaneError, KubectlOutput, argocd_application_crd,
+    minimal_application_crd, repo_root, shared,
+};
