@@ -16,6 +16,7 @@
 
 pub mod application;
 pub mod conditions;
+pub mod duration;
 pub mod environment;
 pub mod promotion;
 pub mod template;

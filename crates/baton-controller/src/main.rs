@@ -1,3 +1,5 @@
+//! The `baton` binary.
+
 fn main() {
-    println!("Hello, world!");
+    println!("baton {}", env!("CARGO_PKG_VERSION"));
 }

@@ -1,0 +1,415 @@
+use super::*;
+use baton_api::conditions::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+const MERGE: &str = "1111111111111111111111111111111111111111";
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_790_000_000 + secs).expect("valid")
+}
+
+fn policy() -> Policy {
+    Policy {
+        sync_timeout: Duration::from_secs(1800),
+        degraded_grace: Duration::from_secs(300),
+        release: false,
+        commit_status: true,
+    }
+}
+
+fn status(phase: Option<Phase>) -> PromotionStatus {
+    let mut s = PromotionStatus {
+        phase,
+        ..PromotionStatus::default()
+    };
+    if phase == Some(Phase::Merged) {
+        s.phase_times.merged = Some(Time(at(0)));
+    }
+    s
+}
+
+fn inputs(status: &PromotionStatus) -> Inputs<'_> {
+    Inputs {
+        generation: 1,
+        services: vec!["api".into()],
+        status,
+        now: at(60),
+        policy: Some(policy()),
+        blocker: None,
+        pull_request: None,
+        applications: vec![],
+        degraded_since: vec![],
+        pr_generation: Some(1),
+    }
+}
+
+fn app(service: &str, state: AppState) -> AppView {
+    AppView {
+        service: service.into(),
+        state,
+    }
+}
+
+fn ready() -> AppState {
+    AppState::Ready {
+        revision: MERGE.into(),
+    }
+}
+
+// ---- Pending ----
+
+#[test]
+fn new_promotion_opens_the_pull_request() {
+    for phase in [None, Some(Phase::Pending)] {
+        let s = status(phase);
+        let d = decide(&inputs(&s));
+        assert_eq!(d.phase, Phase::PrOpened);
+        assert_eq!(d.actions, vec![Action::OpenPullRequest]);
+        assert_eq!(d.reason, c::REASON_WAITING_FOR_REVIEW);
+    }
+}
+
+#[test]
+fn every_blocker_keeps_pending_without_a_pr_and_names_the_reason() {
+    let cases = [
+        (
+            Blocker::EnvironmentNotFound("Environment production not found".into()),
+            c::REASON_ENVIRONMENT_NOT_FOUND,
+        ),
+        (
+            Blocker::SecretNotFound("Secret github-app-credentials not found".into()),
+            c::REASON_SECRET_NOT_FOUND,
+        ),
+        (
+            Blocker::Manifest("syrf/x.yaml: path service.chartTag not found".into()),
+            c::REASON_MANIFEST_ERROR,
+        ),
+        (Blocker::InvalidSpec("bad".into()), c::REASON_INVALID_SPEC),
+        (
+            Blocker::Queued("waiting for api-v9-1-0".into()),
+            c::REASON_QUEUED,
+        ),
+        (
+            Blocker::UpstreamNotReady("api:api-v9.1.1 not Synced in staging".into()),
+            c::REASON_UPSTREAM_NOT_READY,
+        ),
+    ];
+    for (blocker, reason) in cases {
+        let s = status(Some(Phase::Pending));
+        let mut i = inputs(&s);
+        let message = format!("{blocker:?}");
+        i.blocker = Some(blocker);
+        let d = decide(&i);
+        assert_eq!(d.phase, Phase::Pending, "{message}");
+        assert!(d.actions.is_empty(), "no PR while blocked: {message}");
+        assert_eq!(d.reason, reason);
+        assert_eq!(d.ready, ConditionStatus::False);
+        assert!(
+            d.requeue_after.is_some(),
+            "blocked promotions retry by themselves"
+        );
+    }
+}
+
+#[test]
+fn blocker_fixed_then_the_pr_opens() {
+    let s = status(Some(Phase::Pending));
+    let mut i = inputs(&s);
+    i.blocker = Some(Blocker::Manifest("missing file".into()));
+    assert!(decide(&i).actions.is_empty());
+    i.blocker = None;
+    assert_eq!(decide(&i).actions, vec![Action::OpenPullRequest]);
+}
+
+#[test]
+fn existing_open_pr_is_adopted_not_duplicated_after_a_crash() {
+    let s = status(Some(Phase::Pending));
+    let mut i = inputs(&s);
+    i.pull_request = Some(PrState::Open);
+    let d = decide(&i);
+    assert_eq!(d.phase, Phase::PrOpened);
+    assert!(d.actions.is_empty());
+}
+
+#[test]
+fn existing_pr_merged_while_the_operator_was_down_moves_to_merged() {
+    let s = status(Some(Phase::Pending));
+    let mut i = inputs(&s);
+    i.pull_request = Some(PrState::Merged {
+        merge_commit: MERGE.into(),
+    });
+    assert_eq!(decide(&i).phase, Phase::Merged);
+}
+
+// ---- PROpened ----
+
+#[test]
+fn open_pr_waits_for_review() {
+    let s = status(Some(Phase::PrOpened));
+    let mut i = inputs(&s);
+    i.pull_request = Some(PrState::Open);
+    let d = decide(&i);
+    assert_eq!(
+        (d.phase, d.reason),
+        (Phase::PrOpened, c::REASON_WAITING_FOR_REVIEW)
+    );
+    assert!(d.actions.is_empty());
+}
+
+#[test]
+fn merged_pr_moves_to_merged_and_looks_at_argo_at_once() {
+    let s = status(Some(Phase::PrOpened));
+    let mut i = inputs(&s);
+    i.pull_request = Some(PrState::Merged {
+        merge_commit: MERGE.into(),
+    });
+    let d = decide(&i);
+    assert_eq!(d.phase, Phase::Merged);
+    assert!(d.message.contains("1111111"));
+    assert_eq!(d.requeue_after, Some(Duration::ZERO));
+}
+
+#[test]
+fn pr_closed_unmerged_is_rejected() {
+    let s = status(Some(Phase::PrOpened));
+    let mut i = inputs(&s);
+    i.pull_request = Some(PrState::Closed);
+    let d = decide(&i);
+    assert_eq!((d.phase, d.reason), (Phase::Rejected, c::REASON_PR_CLOSED));
+    assert_eq!(d.requeue_after, None);
+}
+
+#[test]
+fn pr_missing_on_github_is_rechecked_not_reopened() {
+    let s = status(Some(Phase::PrOpened));
+    let d = decide(&inputs(&s));
+    assert_eq!(d.phase, Phase::PrOpened);
+    assert!(d.actions.is_empty());
+}
+
+#[test]
+fn spec_changed_after_the_pr_opened_fails_closed_and_closes_the_pr() {
+    let s = status(Some(Phase::PrOpened));
+    let mut i = inputs(&s);
+    i.generation = 2;
+    i.pull_request = Some(PrState::Open);
+    let d = decide(&i);
+    assert_eq!((d.phase, d.reason), (Phase::Failed, c::REASON_SPEC_CHANGED));
+    assert_eq!(d.actions, vec![Action::ClosePullRequest]);
+}
+
+// ---- Merged ----
+
+#[test]
+fn all_applications_ready_posts_success_statuses_and_is_synced() {
+    let s = status(Some(Phase::Merged));
+    let mut i = inputs(&s);
+    i.services = vec!["api".into(), "web".into()];
+    i.applications = vec![app("api", ready()), app("web", ready())];
+    let d = decide(&i);
+    assert_eq!((d.phase, d.ready), (Phase::Synced, ConditionStatus::True));
+    assert_eq!(
+        d.actions,
+        vec![
+            Action::PostStatus {
+                service: "api".into(),
+                success: true
+            },
+            Action::PostStatus {
+                service: "web".into(),
+                success: true
+            }
+        ]
+    );
+}
+
+#[test]
+fn release_note_only_when_enabled() {
+    let s = status(Some(Phase::Merged));
+    let mut i = inputs(&s);
+    i.applications = vec![app("api", ready())];
+    let mut p = policy();
+    p.release = true;
+    p.commit_status = false;
+    i.policy = Some(p);
+    assert_eq!(decide(&i).actions, vec![Action::CreateRelease]);
+}
+
+#[test]
+fn one_application_not_ready_keeps_waiting() {
+    let s = status(Some(Phase::Merged));
+    let mut i = inputs(&s);
+    i.services = vec!["api".into(), "web".into()];
+    i.applications = vec![
+        app("api", ready()),
+        app(
+            "web",
+            AppState::Progressing {
+                health: "Progressing".into(),
+            },
+        ),
+    ];
+    let d = decide(&i);
+    assert_eq!(
+        (d.phase, d.reason),
+        (Phase::Merged, c::REASON_WAITING_FOR_SYNC)
+    );
+    assert!(d.actions.is_empty());
+    assert!(
+        d.message.contains("web: health is Progressing"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn missing_application_is_a_waiting_condition() {
+    let s = status(Some(Phase::Merged));
+    let mut i = inputs(&s);
+    i.applications = vec![app("api", AppState::Missing)];
+    let d = decide(&i);
+    assert_eq!(
+        (d.phase, d.reason),
+        (Phase::Merged, c::REASON_APPLICATION_MISSING)
+    );
+}
+
+#[test]
+fn degraded_within_the_grace_period_waits() {
+    let s = status(Some(Phase::Merged));
+    let mut i = inputs(&s);
+    i.applications = vec![app(
+        "api",
+        AppState::Degraded {
+            message: "crash loop".into(),
+        },
+    )];
+    i.degraded_since = vec![("api".into(), at(0))];
+    assert_eq!(decide(&i).phase, Phase::Merged);
+}
+
+#[test]
+fn degraded_beyond_the_grace_period_fails_with_a_failure_status() {
+    let s = status(Some(Phase::Merged));
+    let mut i = inputs(&s);
+    i.now = at(400);
+    i.applications = vec![app(
+        "api",
+        AppState::Degraded {
+            message: "crash loop".into(),
+        },
+    )];
+    i.degraded_since = vec![("api".into(), at(50))];
+    let d = decide(&i);
+    assert_eq!((d.phase, d.reason), (Phase::Failed, c::REASON_DEGRADED));
+    assert_eq!(
+        d.actions,
+        vec![Action::PostStatus {
+            service: "api".into(),
+            success: false
+        }]
+    );
+    assert!(d.message.contains("crash loop"));
+}
+
+#[test]
+fn sync_timeout_fails_with_a_failure_status() {
+    let s = status(Some(Phase::Merged));
+    let mut i = inputs(&s);
+    i.now = at(1800);
+    i.applications = vec![app(
+        "api",
+        AppState::NotAtTarget {
+            detail: "sync status is OutOfSync".into(),
+        },
+    )];
+    let d = decide(&i);
+    assert_eq!((d.phase, d.reason), (Phase::Failed, c::REASON_SYNC_TIMEOUT));
+    assert_eq!(
+        d.actions,
+        vec![Action::PostStatus {
+            service: "api".into(),
+            success: false
+        }]
+    );
+    assert!(d.message.contains("OutOfSync"), "{}", d.message);
+}
+
+#[test]
+fn requeue_never_overshoots_the_timeout() {
+    let s = status(Some(Phase::Merged));
+    let mut i = inputs(&s);
+    i.now = at(1790);
+    i.applications = vec![app(
+        "api",
+        AppState::Progressing {
+            health: "Progressing".into(),
+        },
+    )];
+    assert_eq!(decide(&i).requeue_after, Some(Duration::from_secs(10)));
+}
+
+#[test]
+fn environment_deleted_after_merge_waits() {
+    let s = status(Some(Phase::Merged));
+    let mut i = inputs(&s);
+    i.policy = None;
+    let d = decide(&i);
+    assert_eq!(
+        (d.phase, d.reason),
+        (Phase::Merged, c::REASON_ENVIRONMENT_NOT_FOUND)
+    );
+}
+
+// ---- Terminal ----
+
+#[test]
+fn terminal_phases_never_move_or_act_again() {
+    for phase in [Phase::Synced, Phase::Failed, Phase::Rejected] {
+        let mut s = status(Some(phase));
+        s.conditions.push(Condition {
+            r#type: c::TYPE_READY.into(),
+            status: ConditionStatus::False,
+            reason: c::REASON_DEGRADED.into(),
+            message: "api is Degraded".into(),
+            observed_generation: Some(1),
+            last_transition_time: Time(at(0)),
+        });
+        let mut i = inputs(&s);
+        // Even with fresh observations that would otherwise trigger work.
+        i.pull_request = Some(PrState::Closed);
+        i.applications = vec![app("api", ready())];
+        let d = decide(&i);
+        assert_eq!(d.phase, phase);
+        assert!(d.actions.is_empty());
+        assert_eq!(d.requeue_after, None);
+    }
+    let mut s = status(Some(Phase::Failed));
+    s.conditions.push(Condition {
+        r#type: c::TYPE_READY.into(),
+        status: ConditionStatus::False,
+        reason: c::REASON_DEGRADED.into(),
+        message: String::new(),
+        observed_generation: None,
+        last_transition_time: Time(at(0)),
+    });
+    assert_eq!(decide(&inputs(&s)).reason, c::REASON_DEGRADED);
+}
+
+// ---- Deletion ----
+
+#[test]
+fn deleting_before_the_merge_closes_the_pr_and_after_leaves_github_alone() {
+    assert_eq!(
+        on_delete(Phase::PrOpened, true),
+        vec![Action::ClosePullRequest]
+    );
+    assert_eq!(
+        on_delete(Phase::Pending, true),
+        vec![Action::ClosePullRequest]
+    );
+    assert!(on_delete(Phase::Pending, false).is_empty());
+    for phase in [Phase::Merged, Phase::Synced, Phase::Failed, Phase::Rejected] {
+        assert!(on_delete(phase, true).is_empty(), "{phase}");
+    }
+}
