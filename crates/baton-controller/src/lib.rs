@@ -4,4 +4,5 @@
 //! `act` (I/O) -> one status write. Only the pure parts live here so far.
 
 pub mod decide;
+pub mod edit_cmd;
 pub mod health;

@@ -1,14 +1,24 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Format-preserving edits of GitOps YAML files.
+//!
+//! A promotion must change only the version a person would change by hand. Every
+//! function here is pure: `(file text, edit) -> new text` or an [`EditError`] that
+//! names the file, the path and the reason. Bytes outside the edited value are never
+//! touched (comments, key order, indentation, quoting, blank lines, CRLF, documents,
+//! the final newline), and every result is parsed back and compared with the intended
+//! meaning before it is returned: fail closed.
+//!
+//! ```
+//! use baton_manifest::{apply, Edit};
+//! let text = "service:\n  name: api\n  chartTag: api-v9.1.0 # bumped by Baton\n";
+//! let out = apply("config.yaml", text, &Edit::Set { path: "service.chartTag".into(), value: "api-v9.1.1".into() }).unwrap();
+//! assert_eq!(out, "service:\n  name: api\n  chartTag: api-v9.1.1 # bumped by Baton\n");
+//! ```
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod edit;
+mod error;
+pub mod path;
+pub mod scalar;
+pub mod tree;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use edit::{Edit, KustomizeImage, apply, apply_all};
+pub use error::EditError;
