@@ -165,6 +165,11 @@ impl ControlPlane {
         &self.kubeconfig
     }
 
+    /// Process ids of etcd and kube-apiserver.
+    pub fn pids(&self) -> (u32, u32) {
+        (self.etcd.id(), self.apiserver.id())
+    }
+
     /// The folder holding logs, certificates and etcd data.
     pub fn dir(&self) -> &Path {
         self.dir.path()
