@@ -2,8 +2,10 @@
 //! `make controlplane`) for Baton's tests and `make demo`.
 
 pub mod controlplane;
+pub mod fake_github;
 
 pub use controlplane::{
     ControlPlane, ControlPlaneError, KubectlOutput, argocd_application_crd,
     minimal_application_crd, repo_root, shared,
 };
+pub use fake_github::FakeGitHub;

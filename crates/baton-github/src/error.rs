@@ -1,0 +1,64 @@
+//! GitHub errors, each with a low-cardinality category for metrics and events.
+
+use std::time::Duration;
+
+/// What went wrong talking to GitHub.
+#[derive(Debug, thiserror::Error)]
+pub enum GitHubError {
+    #[error("GitHub {operation}: HTTP {status}: {message}")]
+    Http {
+        operation: &'static str,
+        status: u16,
+        message: String,
+    },
+    #[error("GitHub rate limit: retry in {0:?}")]
+    RateLimited(Duration),
+    #[error("GitHub {operation}: {message}")]
+    Transport {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("GitHub {operation}: unexpected response: {message}")]
+    Decode {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("GitHub credentials: {0}")]
+    Credentials(String),
+    #[error("invalid repository {0:?}: expected owner/name")]
+    InvalidRepository(String),
+}
+
+impl GitHubError {
+    /// A label for metrics and event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            GitHubError::Http { status, .. } if *status == 404 => "github_not_found",
+            GitHubError::Http { status, .. } if *status == 401 || *status == 403 => "github_auth",
+            GitHubError::Http { status, .. } if *status == 422 => "github_rejected",
+            GitHubError::Http { .. } => "github_http",
+            GitHubError::RateLimited(_) => "github_rate_limited",
+            GitHubError::Transport { .. } => "github_transport",
+            GitHubError::Decode { .. } => "github_decode",
+            GitHubError::Credentials(_) => "github_credentials",
+            GitHubError::InvalidRepository(_) => "invalid_repository",
+        }
+    }
+
+    /// The HTTP status, if GitHub answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GitHubError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GitHubError::Http { status, .. } => *status >= 500 || *status == 429,
+            GitHubError::RateLimited(_) | GitHubError::Transport { .. } => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,629 @@
+//! The GitHub provider against the stateful fake GitHub: idempotence under repeats,
+//! lost responses, rate limits and 5xx bursts; polling with ETags; App tokens.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use baton_github::*;
+use baton_testkit::FakeGitHub;
+use baton_testkit::fake_github::{Fault, FaultKind, TOKEN};
+
+const REPO: &str = "camaradesuk/cluster-gitops";
+const SOURCE: &str = "camaradesuk/syrf-test";
+const API_FILE: &str = "syrf/environments/production/api/config.yaml";
+const WEB_FILE: &str = "syrf/environments/production/web/config.yaml";
+
+fn fast() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(100),
+        max_rate_limit_wait: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+    }
+}
+
+async fn setup() -> (FakeGitHub, GitHub, RepoRef) {
+    let fake = FakeGitHub::start().await.expect("fake starts");
+    fake.create_repo(
+        REPO,
+        "main",
+        &[
+            (API_FILE, "service:\n  chartTag: api-v9.1.0\n"),
+            (WEB_FILE, "service:\n  chartTag: web-v5.0.0\n"),
+        ],
+    );
+    let repo = RepoRef::parse(REPO).unwrap();
+    let gh = GitHub::connect(
+        &fake.url(),
+        &Credentials::Token(TOKEN.into()),
+        &repo,
+        fast(),
+    )
+    .await
+    .expect("connects");
+    (fake, gh, repo)
+}
+
+async fn change(
+    gh: &GitHub,
+    repo: &RepoRef,
+    files: &[(&str, &str, &str)],
+) -> (PromotionChange, BranchHead) {
+    let base = gh.branch_head(repo, "main").await.expect("base");
+    let mut changes = Vec::new();
+    for (path, from, to) in files {
+        let current = gh
+            .read_file(repo, "main", path)
+            .await
+            .expect("read")
+            .expect("exists");
+        changes.push(FileChange {
+            path: (*path).into(),
+            content: current.content.replace(from, to),
+            base_blob_sha: current.blob_sha,
+        });
+    }
+    let c = PromotionChange {
+        repo: repo.clone(),
+        base_branch: "main".into(),
+        head_branch: "baton/syrf/api-to-production".into(),
+        commit_message: "Promote api:api-v9.1.1 to production".into(),
+        files: changes,
+        title: "Promote api:api-v9.1.1 to production".into(),
+        body: "body\n<!-- baton:promotion syrf/api-to-production -->".into(),
+        labels: vec!["requires-review".into()],
+        reviewers: vec!["octocat".into()],
+        team_reviewers: vec!["platform".into()],
+        auto_merge: false,
+    };
+    (c, base)
+}
+
+#[tokio::test]
+async fn one_file_promotion_opens_one_pr_with_one_commit_however_often_it_runs() {
+    let (fake, gh, repo) = setup().await;
+    let (c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
+    let first = gh.open_promotion(&c, &base).await.expect("opens");
+    let again = gh
+        .open_promotion(&c, &base)
+        .await
+        .expect("reopens idempotently");
+    assert_eq!(first.number, again.number);
+    assert_eq!(first.state, PrState::Open);
+    assert_eq!(first.labels, vec!["requires-review".to_owned()]);
+
+    let pulls = fake.pulls(REPO);
+    assert_eq!(pulls.len(), 1, "exactly one PR");
+    assert_eq!(pulls[0].labels, vec!["requires-review".to_owned()]);
+    assert_eq!(pulls[0].reviewers, vec!["octocat".to_owned()]);
+    assert_eq!(pulls[0].team_reviewers, vec!["platform".to_owned()]);
+    assert_eq!(pulls[0].head, "baton/syrf/api-to-production");
+    // The branch holds one commit on top of main with the change; main is untouched.
+    let head = fake.branch_sha(REPO, &c.head_branch).unwrap();
+    assert_eq!(fake.parents(REPO, &head), vec![base.sha.clone()]);
+    assert_eq!(
+        fake.file(REPO, &c.head_branch, API_FILE).unwrap(),
+        "service:\n  chartTag: api-v9.1.1\n"
+    );
+    assert_eq!(
+        fake.file(REPO, "main", API_FILE).unwrap(),
+        "service:\n  chartTag: api-v9.1.0\n"
+    );
+}
+
+#[tokio::test]
+async fn several_files_go_in_one_commit() {
+    let (fake, gh, repo) = setup().await;
+    let (c, base) = change(
+        &gh,
+        &repo,
+        &[
+            (API_FILE, "api-v9.1.0", "api-v9.1.1"),
+            (WEB_FILE, "web-v5.0.0", "web-v5.0.1"),
+        ],
+    )
+    .await;
+    gh.open_promotion(&c, &base).await.expect("opens");
+    gh.open_promotion(&c, &base).await.expect("idempotent");
+    let head = fake.branch_sha(REPO, &c.head_branch).unwrap();
+    assert_eq!(fake.parents(REPO, &head), vec![base.sha]);
+    assert!(
+        fake.file(REPO, &c.head_branch, API_FILE)
+            .unwrap()
+            .contains("api-v9.1.1")
+    );
+    assert!(
+        fake.file(REPO, &c.head_branch, WEB_FILE)
+            .unwrap()
+            .contains("web-v5.0.1")
+    );
+    assert_eq!(fake.pulls(REPO).len(), 1);
+}
+
+#[tokio::test]
+async fn lost_responses_on_every_create_never_duplicate() {
+    let (fake, gh, repo) = setup().await;
+    let (c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
+    for (method, prefix) in [
+        ("POST", "/repos/camaradesuk/cluster-gitops/git/refs"),
+        ("PUT", "/repos/camaradesuk/cluster-gitops/contents"),
+        ("POST", "/repos/camaradesuk/cluster-gitops/pulls"),
+        ("POST", "/repos/camaradesuk/cluster-gitops/issues"),
+    ] {
+        fake.inject(Fault {
+            method: method.into(),
+            path_prefix: prefix.into(),
+            kind: FaultKind::LostResponse,
+            times: 1,
+        });
+    }
+    // A crashed attempt is simply run again; each run may fail part way.
+    let mut result = Err(GitHubError::Credentials("not run".into()));
+    for _ in 0..3 {
+        result = gh.open_promotion(&c, &base).await;
+        if result.is_ok() {
+            break;
+        }
+    }
+    let pr = result.expect("eventually opens");
+    assert_eq!(fake.pulls(REPO).len(), 1);
+    assert_eq!(
+        fake.pulls(REPO)[0].labels,
+        vec!["requires-review".to_owned()]
+    );
+    let head = fake.branch_sha(REPO, &c.head_branch).unwrap();
+    assert_eq!(
+        fake.parents(REPO, &head),
+        vec![base.sha],
+        "one commit on the branch"
+    );
+    assert_eq!(pr.number, 1);
+}
+
+#[tokio::test]
+async fn merge_and_close_are_seen_by_polling_and_unchanged_polls_are_free() {
+    let (fake, gh, repo) = setup().await;
+    let (c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
+    let pr = gh.open_promotion(&c, &base).await.unwrap();
+    let stats = gh.stats();
+    assert_eq!(
+        gh.observe(&repo, pr.number).await.unwrap().state,
+        PrState::Open
+    );
+    let counted = stats.counted.load(Ordering::Relaxed);
+    for _ in 0..3 {
+        assert_eq!(
+            gh.observe(&repo, pr.number).await.unwrap().state,
+            PrState::Open
+        );
+    }
+    assert_eq!(
+        stats.counted.load(Ordering::Relaxed),
+        counted,
+        "304s do not count"
+    );
+    assert_eq!(stats.not_modified.load(Ordering::Relaxed), 3);
+    let log = fake.requests();
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.status == 304 && r.conditional)
+            .count(),
+        3
+    );
+
+    let merge = fake.merge(REPO, pr.number).unwrap();
+    assert_eq!(
+        gh.observe(&repo, pr.number).await.unwrap().state,
+        PrState::Merged {
+            merge_commit: merge.clone()
+        }
+    );
+    assert_eq!(
+        fake.file(REPO, "main", API_FILE).unwrap(),
+        "service:\n  chartTag: api-v9.1.1\n"
+    );
+
+    // A second promotion whose PR is closed unmerged.
+    let (mut c2, base2) = change(&gh, &repo, &[(WEB_FILE, "web-v5.0.0", "web-v5.0.1")]).await;
+    c2.head_branch = "baton/syrf/web".into();
+    let pr2 = gh.open_promotion(&c2, &base2).await.unwrap();
+    fake.close(REPO, pr2.number);
+    assert_eq!(
+        gh.observe(&repo, pr2.number).await.unwrap().state,
+        PrState::Closed
+    );
+}
+
+#[tokio::test]
+async fn closing_before_merge_removes_pr_and_branch_idempotently() {
+    let (fake, gh, repo) = setup().await;
+    let (c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
+    let pr = gh.open_promotion(&c, &base).await.unwrap();
+    gh.close_and_delete_branch(&repo, pr.number, &c.head_branch)
+        .await
+        .unwrap();
+    gh.close_and_delete_branch(&repo, pr.number, &c.head_branch)
+        .await
+        .unwrap();
+    assert_eq!(fake.pulls(REPO)[0].state, "closed");
+    assert!(fake.branch_sha(REPO, &c.head_branch).is_none());
+    assert_eq!(
+        gh.find_by_head(&repo, &c.head_branch)
+            .await
+            .unwrap()
+            .map(|p| p.state),
+        Some(PrState::Closed)
+    );
+}
+
+#[tokio::test]
+async fn statuses_are_never_duplicated_even_after_a_lost_response() {
+    let (fake, gh, _) = setup().await;
+    let sha = fake.create_repo(SOURCE, "main", &[("README.md", "syrf")]);
+    let source = RepoRef::parse(SOURCE).unwrap();
+    let status = CommitStatus {
+        state: StatusState::Success,
+        context: "argocd/deploy-production".into(),
+        description: "Deployed api:api-v9.1.1 to production".into(),
+        target_url: Some("https://argocd.example.com/applications/api-production".into()),
+    };
+    fake.inject(Fault {
+        method: "POST".into(),
+        path_prefix: format!("/repos/{SOURCE}/statuses"),
+        kind: FaultKind::LostResponse,
+        times: 1,
+    });
+    assert_eq!(
+        gh.ensure_status(&source, &sha, &status, false)
+            .await
+            .unwrap(),
+        Outcome::AlreadyPresent
+    );
+    assert_eq!(
+        gh.ensure_status(&source, &sha, &status, true)
+            .await
+            .unwrap(),
+        Outcome::AlreadyPresent
+    );
+    let posted = fake.statuses(SOURCE, &sha);
+    assert_eq!(posted.len(), 1);
+    assert_eq!(
+        posted[0].description,
+        "Deployed api:api-v9.1.1 to production"
+    );
+    assert_eq!(posted[0].context, "argocd/deploy-production");
+    // A different state is a new status.
+    let failed = CommitStatus {
+        state: StatusState::Failure,
+        ..status.clone()
+    };
+    assert_eq!(
+        gh.ensure_status(&source, &sha, &failed, true)
+            .await
+            .unwrap(),
+        Outcome::Created
+    );
+    // Over-long descriptions are cut to GitHub's 140 characters instead of refused.
+    let long = CommitStatus {
+        description: "x".repeat(300),
+        ..status
+    };
+    gh.ensure_status(&source, &sha, &long, true).await.unwrap();
+    assert_eq!(
+        fake.statuses(SOURCE, &sha)
+            .last()
+            .unwrap()
+            .description
+            .chars()
+            .count(),
+        140
+    );
+}
+
+#[tokio::test]
+async fn releases_are_created_once_and_updated_in_place() {
+    let (fake, gh, _) = setup().await;
+    fake.create_repo(SOURCE, "main", &[("README.md", "syrf")]);
+    let source = RepoRef::parse(SOURCE).unwrap();
+    let note = ReleaseNote {
+        tag: "production/api-v9.1.1".into(),
+        target_commitish: "main".into(),
+        name: "api-v9.1.1 in production".into(),
+        body: "Deployed".into(),
+    };
+    fake.inject(Fault {
+        method: "POST".into(),
+        path_prefix: format!("/repos/{SOURCE}/releases"),
+        kind: FaultKind::LostResponse,
+        times: 1,
+    });
+    let first = gh.ensure_release(&source, &note).await;
+    let outcome = match first {
+        Ok(o) => o,
+        Err(_) => gh.ensure_release(&source, &note).await.unwrap(),
+    };
+    assert!(matches!(
+        outcome,
+        Outcome::Created | Outcome::AlreadyPresent
+    ));
+    assert_eq!(
+        gh.ensure_release(&source, &note).await.unwrap(),
+        Outcome::AlreadyPresent
+    );
+    let edited = ReleaseNote {
+        body: "Deployed, with notes".into(),
+        ..note
+    };
+    assert_eq!(
+        gh.ensure_release(&source, &edited).await.unwrap(),
+        Outcome::Updated
+    );
+    let all = fake.releases(SOURCE);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].body, "Deployed, with notes");
+}
+
+#[tokio::test]
+async fn rate_limits_and_5xx_bursts_end_in_success_without_duplicates() {
+    let (fake, gh, repo) = setup().await;
+    fake.inject(Fault {
+        method: "GET".into(),
+        path_prefix: format!("/repos/{REPO}/branches"),
+        kind: FaultKind::TooManyRequests {
+            retry_after_secs: 1,
+        },
+        times: 2,
+    });
+    fake.inject(Fault {
+        method: "GET".into(),
+        path_prefix: format!("/repos/{REPO}/contents"),
+        kind: FaultKind::RateLimitExhausted { reset_in_secs: 1 },
+        times: 1,
+    });
+    fake.inject(Fault {
+        method: "POST".into(),
+        path_prefix: format!("/repos/{REPO}/git/refs"),
+        kind: FaultKind::ServerError(502),
+        times: 2,
+    });
+    fake.inject(Fault {
+        method: "POST".into(),
+        path_prefix: format!("/repos/{REPO}/pulls"),
+        kind: FaultKind::ServerError(503),
+        times: 3,
+    });
+    let started = Instant::now();
+    let (c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Retry-After was honoured"
+    );
+    gh.open_promotion(&c, &base)
+        .await
+        .expect("succeeds after the storm");
+    assert_eq!(fake.pulls(REPO).len(), 1);
+    let log = fake.requests();
+    assert_eq!(log.iter().filter(|r| r.status == 429).count(), 2);
+    assert!(log.iter().filter(|r| r.status >= 500).count() >= 5);
+
+    // A wait longer than the policy allows is handed back to the caller to requeue.
+    fake.inject(Fault {
+        method: "GET".into(),
+        path_prefix: format!("/repos/{REPO}/branches"),
+        kind: FaultKind::TooManyRequests {
+            retry_after_secs: 3600,
+        },
+        times: 1,
+    });
+    let err = gh
+        .branch_head(&repo, "main")
+        .await
+        .expect_err("long rate limit is returned");
+    assert!(
+        matches!(err, GitHubError::RateLimited(d) if d >= Duration::from_secs(3000)),
+        "{err:?}"
+    );
+    assert!(gh.stats().remaining.load(Ordering::Relaxed) > 0);
+}
+
+#[tokio::test]
+async fn slow_responses_time_out_and_are_retried() {
+    let (fake, _, repo) = setup().await;
+    let policy = RetryPolicy {
+        request_timeout: Duration::from_millis(300),
+        ..fast()
+    };
+    let gh = GitHub::connect(
+        &fake.url(),
+        &Credentials::Token(TOKEN.into()),
+        &repo,
+        policy,
+    )
+    .await
+    .unwrap();
+    fake.inject(Fault {
+        method: "GET".into(),
+        path_prefix: format!("/repos/{REPO}/branches"),
+        kind: FaultKind::Delay(Duration::from_secs(2)),
+        times: 1,
+    });
+    gh.branch_head(&repo, "main")
+        .await
+        .expect("second attempt answers");
+}
+
+#[tokio::test]
+async fn app_installation_tokens_are_found_and_refreshed_on_expiry() {
+    let fake = FakeGitHub::start().await.unwrap();
+    fake.create_repo(
+        REPO,
+        "main",
+        &[(API_FILE, "service:\n  chartTag: api-v9.1.0\n")],
+    );
+    // Tokens live 31 s; octocrab renews them 30 s before expiry, so after 1 s.
+    fake.install_app(123, 4567, REPO, Duration::from_secs(31));
+    let key = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/test-app-key.pem"
+    ))
+    .unwrap();
+    let data = [("app-id", "123"), ("private-key", key.as_str())]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    let creds = Credentials::from_secret_data(&data).unwrap();
+    assert!(
+        !format!("{creds:?}").contains("PRIVATE KEY"),
+        "Debug must not print the key"
+    );
+    let repo = RepoRef::parse(REPO).unwrap();
+    let gh = GitHub::connect(&fake.url(), &creds, &repo, fast())
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:?}", fake.requests()));
+    gh.branch_head(&repo, "main").await.unwrap();
+    gh.branch_head(&repo, "main").await.unwrap();
+    assert_eq!(fake.tokens_issued(), 1, "a valid token is reused");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gh.branch_head(&repo, "main").await.unwrap();
+    assert_eq!(fake.tokens_issued(), 2, "an expiring token is replaced");
+    let log = fake.requests();
+    assert!(
+        log.iter()
+            .any(|r| r.path == "/repos/camaradesuk/cluster-gitops/installation")
+    );
+    assert!(
+        log.iter()
+            .filter(|r| r.path.ends_with("/branches/main"))
+            .all(|r| r
+                .authorization
+                .as_deref()
+                .is_some_and(|a| a.contains("ghs_installation_4567")))
+    );
+}
+
+#[tokio::test]
+async fn credentials_errors_name_the_problem() {
+    let data = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+            .collect()
+    };
+    assert!(
+        Credentials::from_secret_data(&data(&[]))
+            .unwrap_err()
+            .to_string()
+            .contains("neither `token` nor `appId` + `privateKey`")
+    );
+    assert!(
+        Credentials::from_secret_data(&data(&[("appId", "1")]))
+            .unwrap_err()
+            .to_string()
+            .contains("privateKey is missing")
+    );
+    assert!(
+        Credentials::from_secret_data(&data(&[("appId", "x"), ("privateKey", "k")]))
+            .unwrap_err()
+            .to_string()
+            .contains("appId is not a number")
+    );
+    assert!(matches!(
+        Credentials::from_secret_data(&data(&[("token", "abc")])).unwrap(),
+        Credentials::Token(_)
+    ));
+    let fake = FakeGitHub::start().await.unwrap();
+    let bad = GitHub::connect(
+        &fake.url(),
+        &Credentials::App {
+            app_id: 1,
+            private_key: "not a key".into(),
+            installation_id: Some(1),
+        },
+        &RepoRef::parse(REPO).unwrap(),
+        fast(),
+    )
+    .await;
+    assert!(
+        bad.err()
+            .unwrap()
+            .to_string()
+            .contains("privateKey is not an RSA PEM key")
+    );
+}
+
+#[tokio::test]
+async fn ancestry_answers_are_cached() {
+    let (fake, gh, repo) = setup().await;
+    let first = fake.branch_sha(REPO, "main").unwrap();
+    let later = fake.push(
+        REPO,
+        "main",
+        &[("other.yaml", "x: 1\n")],
+        "unrelated change",
+    );
+    assert!(gh.contains(&repo, &first, &later).await.unwrap());
+    assert!(!gh.contains(&repo, &later, &first).await.unwrap());
+    assert!(gh.contains(&repo, &first, &first).await.unwrap());
+    let before = fake.requests().len();
+    assert!(gh.contains(&repo, &first, &later).await.unwrap());
+    assert_eq!(fake.requests().len(), before, "cached");
+}
+
+#[tokio::test]
+async fn single_service_promotion_costs_at_most_eight_counted_requests() {
+    let (fake, gh, repo) = setup().await;
+    let sha = fake.create_repo(SOURCE, "main", &[("README.md", "syrf")]);
+    fake.clear_requests();
+    let stats = gh.stats();
+    let start = stats.counted.load(Ordering::Relaxed);
+    let (mut c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
+    // The seeds' production environment: a label, no individual reviewers.
+    c.reviewers.clear();
+    c.team_reviewers.clear();
+    let pr = gh.open_promotion(&c, &base).await.unwrap();
+    // Merge detection by polling: conditional GETs; only changes count.
+    gh.observe(&repo, pr.number).await.unwrap();
+    gh.observe(&repo, pr.number).await.unwrap();
+    let merge = fake.merge(REPO, pr.number).unwrap();
+    assert!(matches!(
+        gh.observe(&repo, pr.number).await.unwrap().state,
+        PrState::Merged { .. }
+    ));
+    // Argo CD reports the merge commit itself: no compare needed.
+    assert!(gh.contains(&repo, &merge, &merge).await.unwrap());
+    let status = CommitStatus {
+        state: StatusState::Success,
+        context: "argocd/deploy-production".into(),
+        description: "Deployed api:api-v9.1.1 to production".into(),
+        target_url: None,
+    };
+    gh.ensure_status(&RepoRef::parse(SOURCE).unwrap(), &sha, &status, false)
+        .await
+        .unwrap();
+    let counted = stats.counted.load(Ordering::Relaxed) - start;
+    let by_op: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.status != 304)
+        .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+        .collect();
+    println!(
+        "single-service promotion, polling: {counted} counted requests:\n{}",
+        by_op.join("\n")
+    );
+    assert_eq!(counted as usize, by_op.len());
+    let polls = by_op
+        .iter()
+        .filter(|r| r.starts_with("GET /repos/camaradesuk/cluster-gitops/pulls/1 "))
+        .count() as u64;
+    assert_eq!(
+        polls, 2,
+        "the first poll and the one that saw the merge; unchanged polls were 304"
+    );
+    // With the webhook reporting the merge there is no poll at all.
+    assert!(counted - polls <= 8, "webhook path: {}", counted - polls);
+    assert_eq!(counted, 9, "polling path");
+}

@@ -1,0 +1,157 @@
+//! A stateful fake of the parts of GitHub's REST API Baton uses, served over real
+//! HTTP on loopback. It keeps repositories (refs, trees, commits, contents), pull
+//! requests, labels, reviewers, statuses and releases, answers like GitHub does
+//! (422 for duplicates, 404 for unknown objects, ETag/304, rate-limit headers), and
+//! can inject faults. Tests drive the reviewer's side (merge, close, push) directly.
+
+mod routes;
+mod state;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use state::State;
+pub use state::{Fault, FaultKind, LoggedRequest, Pull, Release, Status};
+
+/// A running fake GitHub. Dropping it stops the server.
+pub struct FakeGitHub {
+    state: Arc<Mutex<State>>,
+    addr: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// The personal token the fake accepts by default.
+pub const TOKEN: &str = "ghp_baton_fake_token_0123456789";
+
+impl FakeGitHub {
+    /// Starts the fake on a free loopback port in the current tokio runtime.
+    pub async fn start() -> std::io::Result<Self> {
+        let state = Arc::new(Mutex::new(State::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = routes::router(state.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(FakeGitHub {
+            state,
+            addr,
+            server,
+        })
+    }
+
+    /// Base URL to configure as the GitHub API URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Creates `owner/name` with one commit on `branch` holding `files`; returns its SHA.
+    pub fn create_repo(&self, repo: &str, branch: &str, files: &[(&str, &str)]) -> String {
+        self.lock().create_repo(repo, branch, files)
+    }
+
+    /// Commits `files` on top of `branch` (someone else pushing); returns the new SHA.
+    pub fn push(&self, repo: &str, branch: &str, files: &[(&str, &str)], message: &str) -> String {
+        self.lock().push(repo, branch, files, message)
+    }
+
+    /// A file's content at the head of `branch`.
+    pub fn file(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
+        self.lock().file_at_branch(repo, branch, path)
+    }
+
+    /// The head SHA of `branch`.
+    pub fn branch_sha(&self, repo: &str, branch: &str) -> Option<String> {
+        self.lock().branch_sha(repo, branch)
+    }
+
+    /// Every branch of `repo`.
+    pub fn branches(&self, repo: &str) -> BTreeMap<String, String> {
+        self.lock()
+            .repo(repo)
+            .map(|r| r.refs.clone())
+            .unwrap_or_default()
+    }
+
+    /// Parents of commit `sha`.
+    pub fn parents(&self, repo: &str, sha: &str) -> Vec<String> {
+        self.lock()
+            .repo(repo)
+            .and_then(|r| r.commits.get(sha).map(|c| c.parents.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Pull requests of `repo`, oldest first.
+    pub fn pulls(&self, repo: &str) -> Vec<Pull> {
+        self.lock()
+            .repo(repo)
+            .map(|r| r.pulls.clone())
+            .unwrap_or_default()
+    }
+
+    /// Merges PR `number` as a reviewer would (squash), returning the merge commit.
+    pub fn merge(&self, repo: &str, number: u64) -> Option<String> {
+        self.lock().merge(repo, number)
+    }
+
+    /// Closes PR `number` without merging.
+    pub fn close(&self, repo: &str, number: u64) {
+        self.lock().close(repo, number);
+    }
+
+    /// Commit statuses posted on `sha`, oldest first.
+    pub fn statuses(&self, repo: &str, sha: &str) -> Vec<Status> {
+        self.lock()
+            .repo(repo)
+            .and_then(|r| r.statuses.get(sha).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Releases of `repo`.
+    pub fn releases(&self, repo: &str) -> Vec<Release> {
+        self.lock()
+            .repo(repo)
+            .map(|r| r.releases.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every request served so far.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.lock().log.clone()
+    }
+
+    /// Forgets the request log.
+    pub fn clear_requests(&self) {
+        self.lock().log.clear();
+    }
+
+    /// Queues a fault for the next `times` requests whose method and path match.
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    /// Registers a GitHub App installation; its tokens live for `token_ttl`.
+    pub fn install_app(&self, app_id: u64, installation_id: u64, repo: &str, token_ttl: Duration) {
+        self.lock()
+            .install_app(app_id, installation_id, repo, token_ttl);
+    }
+
+    /// How many installation tokens were issued.
+    pub fn tokens_issued(&self) -> usize {
+        self.lock().tokens.len()
+    }
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
