@@ -9,7 +9,13 @@ CONTROLPLANE_BIN ?= $(BATON_CACHE)/controlplane-$(K8S_VERSION)/bin
 CARGO            ?= cargo
 GO               ?= go
 
+CONTRACT_TOOLS   ?= $(BATON_CACHE)/contract
+PRISM_VERSION    := 5.14.2
+OCTOKIT_OPENAPI  := 23.0.2
+NPM              ?= npm
+
 export BATON_CONTROLPLANE_BIN := $(CONTROLPLANE_BIN)
+export BATON_CONTRACT_TOOLS := $(CONTRACT_TOOLS)
 
 GO_LDFLAGS := -s -w \
 	-X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
@@ -17,7 +23,7 @@ GO_LDFLAGS := -s -w \
 	-X k8s.io/component-base/version.gitMinor=34 \
 	-X k8s.io/component-base/version.gitTreeState=clean
 
-.PHONY: all build test unit-test crds crds-check fmt fmt-check lint controlplane demo bench clean
+.PHONY: all build test unit-test crds crds-check fmt fmt-check lint controlplane contract-tools demo bench clean
 
 all: build
 
@@ -32,8 +38,15 @@ $(CONTROLPLANE_BIN)/kube-apiserver $(CONTROLPLANE_BIN)/etcd: tools/controlplane/
 	cd tools/controlplane && $(GO) build -trimpath -ldflags '$(GO_LDFLAGS)' -o $(CONTROLPLANE_BIN)/ ./cmd/...
 	@touch $(CONTROLPLANE_BIN)/kube-apiserver $(CONTROLPLANE_BIN)/etcd
 
+# GitHub's OpenAPI description and Prism, which checks every request the tests send.
+contract-tools: $(CONTRACT_TOOLS)/node_modules/.bin/prism
+
+$(CONTRACT_TOOLS)/node_modules/.bin/prism:
+	@mkdir -p $(CONTRACT_TOOLS)
+	cd $(CONTRACT_TOOLS) && $(NPM) install --no-audit --no-fund --loglevel=error @stoplight/prism-cli@$(PRISM_VERSION) @octokit/openapi@$(OCTOKIT_OPENAPI)
+
 # Every test: pure, fake-backed, and against the real control plane.
-test: controlplane
+test: controlplane contract-tools
 	$(CARGO) test --workspace --locked
 
 unit-test:

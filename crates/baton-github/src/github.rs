@@ -14,14 +14,15 @@ use crate::error::GitHubError;
 use crate::naming::{MAX_STATUS_DESCRIPTION, truncate};
 use crate::provider::*;
 
-/// Percent-encodes a value for a URL path segment or query (keeps `/` when asked).
-fn enc(s: &str, keep_slash: bool) -> String {
+/// Percent-encodes a value as one URL path segment or query value. Slashes are
+/// encoded too: GitHub accepts `contents/a%2Fb.yaml` and `git/refs/heads%2Fx`, and
+/// the OpenAPI description models each of these as a single parameter.
+fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
                 (b as char).to_string()
             }
-            b'/' if keep_slash => "/".to_owned(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -113,7 +114,7 @@ impl GitHub {
                 .call(
                     Operation::PutContents,
                     Method::PUT,
-                    format!("/repos/{repo}/contents/{}", enc(&file.path, true)),
+                    format!("/repos/{repo}/contents/{}", enc(&file.path)),
                     Some(body),
                 )
                 .await?;
@@ -172,7 +173,10 @@ impl GitHub {
             self.call(
                 Operation::UpdateRef,
                 Method::PATCH,
-                format!("/repos/{repo}/git/refs/heads/{}", change.head_branch),
+                format!(
+                    "/repos/{repo}/git/refs/{}",
+                    enc(&format!("heads/{}", change.head_branch))
+                ),
                 Some(json!({ "sha": commit_sha, "force": true })),
             )
             .await?
@@ -206,7 +210,7 @@ impl Files for GitHub {
             .call(
                 Operation::GetBranch,
                 Method::GET,
-                format!("/repos/{}/branches/{}", repo.path(), enc(branch, true)),
+                format!("/repos/{}/branches/{}", repo.path(), enc(branch)),
                 None,
             )
             .await?
@@ -234,8 +238,8 @@ impl Files for GitHub {
                 format!(
                     "/repos/{}/contents/{}?ref={}",
                     repo.path(),
-                    enc(path, true),
-                    enc(reference, false)
+                    enc(path),
+                    enc(reference)
                 ),
                 None,
             )
@@ -342,7 +346,7 @@ impl PullRequests for GitHub {
                 format!(
                     "/repos/{}/pulls?state=all&head={}&per_page=100",
                     repo.path(),
-                    enc(&head, false)
+                    enc(&head)
                 ),
                 None,
             )
@@ -398,7 +402,7 @@ impl PullRequests for GitHub {
             .call(
                 Operation::DeleteRef,
                 Method::DELETE,
-                format!("/repos/{path}/git/refs/heads/{branch}"),
+                format!("/repos/{path}/git/refs/{}", enc(&format!("heads/{branch}"))),
                 None,
             )
             .await?;
@@ -498,7 +502,7 @@ impl Releases for GitHub {
             .call(
                 Operation::GetRelease,
                 Method::GET,
-                format!("/repos/{path}/releases/tags/{}", enc(&note.tag, false)),
+                format!("/repos/{path}/releases/tags/{}", enc(&note.tag)),
                 None,
             )
             .await?;
@@ -520,7 +524,7 @@ impl Releases for GitHub {
             self.call(
                 Operation::GetRelease,
                 Method::GET,
-                format!("/repos/{path}/releases/tags/{}", enc(&note.tag, false)),
+                format!("/repos/{path}/releases/tags/{}", enc(&note.tag)),
                 None,
             )
             .await?

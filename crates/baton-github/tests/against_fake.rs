@@ -1,5 +1,6 @@
-//! The GitHub provider against the stateful fake GitHub: idempotence under repeats,
-//! lost responses, rate limits and 5xx bursts; polling with ETags; App tokens.
+//! The GitHub provider against the stateful fake GitHub, through Prism validating
+//! every request against GitHub's official OpenAPI description: idempotence under
+//! repeats, lost responses, rate limits and 5xx bursts; polling with ETags; App tokens.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -10,8 +11,6 @@ use baton_github::*;
 use baton_testkit::FakeGitHub;
 use baton_testkit::fake_github::{Fault, FaultKind, TOKEN};
 
-const REPO: &str = "camaradesuk/cluster-gitops";
-const SOURCE: &str = "camaradesuk/syrf-test";
 const API_FILE: &str = "syrf/environments/production/api/config.yaml";
 const WEB_FILE: &str = "syrf/environments/production/web/config.yaml";
 
@@ -25,26 +24,45 @@ fn fast() -> RetryPolicy {
     }
 }
 
-async fn setup() -> (FakeGitHub, GitHub, RepoRef) {
-    let fake = FakeGitHub::start().await.expect("fake starts");
+struct World {
+    fake: &'static FakeGitHub,
+    gh: GitHub,
+    repo: RepoRef,
+    full: String,
+    source: String,
+}
+
+/// The API URL tests talk to: Prism validating against GitHub's description, in front of the fake.
+fn api_url() -> String {
+    baton_testkit::contract::shared()
+        .unwrap_or_else(|e| panic!("contract proxy: {e}"))
+        .url()
+        .to_owned()
+}
+
+async fn setup(test: &str) -> World {
+    let fake = baton_testkit::fake_github::shared();
+    let full = format!("camaradesuk/gitops-{test}");
+    let source = format!("camaradesuk/source-{test}");
     fake.create_repo(
-        REPO,
+        &full,
         "main",
         &[
             (API_FILE, "service:\n  chartTag: api-v9.1.0\n"),
             (WEB_FILE, "service:\n  chartTag: web-v5.0.0\n"),
         ],
     );
-    let repo = RepoRef::parse(REPO).unwrap();
-    let gh = GitHub::connect(
-        &fake.url(),
-        &Credentials::Token(TOKEN.into()),
-        &repo,
-        fast(),
-    )
-    .await
-    .expect("connects");
-    (fake, gh, repo)
+    let repo = RepoRef::parse(&full).unwrap();
+    let gh = GitHub::connect(&api_url(), &Credentials::Token(TOKEN.into()), &repo, fast())
+        .await
+        .expect("connects");
+    World {
+        fake,
+        gh,
+        repo,
+        full,
+        source,
+    }
 }
 
 async fn change(
@@ -84,7 +102,15 @@ async fn change(
 
 #[tokio::test]
 async fn one_file_promotion_opens_one_pr_with_one_commit_however_often_it_runs() {
-    let (fake, gh, repo) = setup().await;
+    let World {
+        fake,
+        gh,
+        repo,
+        full,
+        source,
+    } = setup("one_file_promotion_o").await;
+    let (repo_name, source_name) = (full.as_str(), source.as_str());
+    let _ = (&fake, &gh, &repo, repo_name, source_name);
     let (c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
     let first = gh.open_promotion(&c, &base).await.expect("opens");
     let again = gh
@@ -95,28 +121,36 @@ async fn one_file_promotion_opens_one_pr_with_one_commit_however_often_it_runs()
     assert_eq!(first.state, PrState::Open);
     assert_eq!(first.labels, vec!["requires-review".to_owned()]);
 
-    let pulls = fake.pulls(REPO);
+    let pulls = fake.pulls(repo_name);
     assert_eq!(pulls.len(), 1, "exactly one PR");
     assert_eq!(pulls[0].labels, vec!["requires-review".to_owned()]);
     assert_eq!(pulls[0].reviewers, vec!["octocat".to_owned()]);
     assert_eq!(pulls[0].team_reviewers, vec!["platform".to_owned()]);
     assert_eq!(pulls[0].head, "baton/syrf/api-to-production");
     // The branch holds one commit on top of main with the change; main is untouched.
-    let head = fake.branch_sha(REPO, &c.head_branch).unwrap();
-    assert_eq!(fake.parents(REPO, &head), vec![base.sha.clone()]);
+    let head = fake.branch_sha(repo_name, &c.head_branch).unwrap();
+    assert_eq!(fake.parents(repo_name, &head), vec![base.sha.clone()]);
     assert_eq!(
-        fake.file(REPO, &c.head_branch, API_FILE).unwrap(),
+        fake.file(repo_name, &c.head_branch, API_FILE).unwrap(),
         "service:\n  chartTag: api-v9.1.1\n"
     );
     assert_eq!(
-        fake.file(REPO, "main", API_FILE).unwrap(),
+        fake.file(repo_name, "main", API_FILE).unwrap(),
         "service:\n  chartTag: api-v9.1.0\n"
     );
 }
 
 #[tokio::test]
 async fn several_files_go_in_one_commit() {
-    let (fake, gh, repo) = setup().await;
+    let World {
+        fake,
+        gh,
+        repo,
+        full,
+        source,
+    } = setup("several_files_go_in").await;
+    let (repo_name, source_name) = (full.as_str(), source.as_str());
+    let _ = (&fake, &gh, &repo, repo_name, source_name);
     let (c, base) = change(
         &gh,
         &repo,
@@ -128,24 +162,32 @@ async fn several_files_go_in_one_commit() {
     .await;
     gh.open_promotion(&c, &base).await.expect("opens");
     gh.open_promotion(&c, &base).await.expect("idempotent");
-    let head = fake.branch_sha(REPO, &c.head_branch).unwrap();
-    assert_eq!(fake.parents(REPO, &head), vec![base.sha]);
+    let head = fake.branch_sha(repo_name, &c.head_branch).unwrap();
+    assert_eq!(fake.parents(repo_name, &head), vec![base.sha]);
     assert!(
-        fake.file(REPO, &c.head_branch, API_FILE)
+        fake.file(repo_name, &c.head_branch, API_FILE)
             .unwrap()
             .contains("api-v9.1.1")
     );
     assert!(
-        fake.file(REPO, &c.head_branch, WEB_FILE)
+        fake.file(repo_name, &c.head_branch, WEB_FILE)
             .unwrap()
             .contains("web-v5.0.1")
     );
-    assert_eq!(fake.pulls(REPO).len(), 1);
+    assert_eq!(fake.pulls(repo_name).len(), 1);
 }
 
 #[tokio::test]
 async fn lost_responses_on_every_create_never_duplicate() {
-    let (fake, gh, repo) = setup().await;
+    let World {
+        fake,
+        gh,
+        repo,
+        full,
+        source,
+    } = setup("lost_responses_on_ev").await;
+    let (repo_name, source_name) = (full.as_str(), source.as_str());
+    let _ = (&fake, &gh, &repo, repo_name, source_name);
     let (c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
     for (method, prefix) in [
         ("POST", "/repos/camaradesuk/cluster-gitops/git/refs"),
@@ -169,14 +211,14 @@ async fn lost_responses_on_every_create_never_duplicate() {
         }
     }
     let pr = result.expect("eventually opens");
-    assert_eq!(fake.pulls(REPO).len(), 1);
+    assert_eq!(fake.pulls(repo_name).len(), 1);
     assert_eq!(
-        fake.pulls(REPO)[0].labels,
+        fake.pulls(repo_name)[0].labels,
         vec!["requires-review".to_owned()]
     );
-    let head = fake.branch_sha(REPO, &c.head_branch).unwrap();
+    let head = fake.branch_sha(repo_name, &c.head_branch).unwrap();
     assert_eq!(
-        fake.parents(REPO, &head),
+        fake.parents(repo_name, &head),
         vec![base.sha],
         "one commit on the branch"
     );
@@ -185,7 +227,15 @@ async fn lost_responses_on_every_create_never_duplicate() {
 
 #[tokio::test]
 async fn merge_and_close_are_seen_by_polling_and_unchanged_polls_are_free() {
-    let (fake, gh, repo) = setup().await;
+    let World {
+        fake,
+        gh,
+        repo,
+        full,
+        source,
+    } = setup("merge_and_close_are").await;
+    let (repo_name, source_name) = (full.as_str(), source.as_str());
+    let _ = (&fake, &gh, &repo, repo_name, source_name);
     let (c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
     let pr = gh.open_promotion(&c, &base).await.unwrap();
     let stats = gh.stats();
@@ -214,7 +264,7 @@ async fn merge_and_close_are_seen_by_polling_and_unchanged_polls_are_free() {
         3
     );
 
-    let merge = fake.merge(REPO, pr.number).unwrap();
+    let merge = fake.merge(repo_name, pr.number).unwrap();
     assert_eq!(
         gh.observe(&repo, pr.number).await.unwrap().state,
         PrState::Merged {
@@ -222,7 +272,7 @@ async fn merge_and_close_are_seen_by_polling_and_unchanged_polls_are_free() {
         }
     );
     assert_eq!(
-        fake.file(REPO, "main", API_FILE).unwrap(),
+        fake.file(repo_name, "main", API_FILE).unwrap(),
         "service:\n  chartTag: api-v9.1.1\n"
     );
 
@@ -230,7 +280,7 @@ async fn merge_and_close_are_seen_by_polling_and_unchanged_polls_are_free() {
     let (mut c2, base2) = change(&gh, &repo, &[(WEB_FILE, "web-v5.0.0", "web-v5.0.1")]).await;
     c2.head_branch = "baton/syrf/web".into();
     let pr2 = gh.open_promotion(&c2, &base2).await.unwrap();
-    fake.close(REPO, pr2.number);
+    fake.close(repo_name, pr2.number);
     assert_eq!(
         gh.observe(&repo, pr2.number).await.unwrap().state,
         PrState::Closed
@@ -239,7 +289,15 @@ async fn merge_and_close_are_seen_by_polling_and_unchanged_polls_are_free() {
 
 #[tokio::test]
 async fn closing_before_merge_removes_pr_and_branch_idempotently() {
-    let (fake, gh, repo) = setup().await;
+    let World {
+        fake,
+        gh,
+        repo,
+        full,
+        source,
+    } = setup("closing_before_merge").await;
+    let (repo_name, source_name) = (full.as_str(), source.as_str());
+    let _ = (&fake, &gh, &repo, repo_name, source_name);
     let (c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
     let pr = gh.open_promotion(&c, &base).await.unwrap();
     gh.close_and_delete_branch(&repo, pr.number, &c.head_branch)
@@ -248,8 +306,8 @@ async fn closing_before_merge_removes_pr_and_branch_idempotently() {
     gh.close_and_delete_branch(&repo, pr.number, &c.head_branch)
         .await
         .unwrap();
-    assert_eq!(fake.pulls(REPO)[0].state, "closed");
-    assert!(fake.branch_sha(REPO, &c.head_branch).is_none());
+    assert_eq!(fake.pulls(repo_name)[0].state, "closed");
+    assert!(fake.branch_sha(repo_name, &c.head_branch).is_none());
     assert_eq!(
         gh.find_by_head(&repo, &c.head_branch)
             .await
@@ -261,9 +319,17 @@ async fn closing_before_merge_removes_pr_and_branch_idempotently() {
 
 #[tokio::test]
 async fn statuses_are_never_duplicated_even_after_a_lost_response() {
-    let (fake, gh, _) = setup().await;
-    let sha = fake.create_repo(SOURCE, "main", &[("README.md", "syrf")]);
-    let source = RepoRef::parse(SOURCE).unwrap();
+    let World {
+        fake,
+        gh,
+        repo,
+        full,
+        source,
+    } = setup("statuses_are_never_d").await;
+    let (repo_name, source_name) = (full.as_str(), source.as_str());
+    let _ = (&fake, &gh, &repo, repo_name, source_name);
+    let sha = fake.create_repo(source_name, "main", &[("README.md", "syrf")]);
+    let source = RepoRef::parse(source_name).unwrap();
     let status = CommitStatus {
         state: StatusState::Success,
         context: "argocd/deploy-production".into(),
@@ -272,7 +338,7 @@ async fn statuses_are_never_duplicated_even_after_a_lost_response() {
     };
     fake.inject(Fault {
         method: "POST".into(),
-        path_prefix: format!("/repos/{SOURCE}/statuses"),
+        path_prefix: format!("/repos/{source_name}/statuses"),
         kind: FaultKind::LostResponse,
         times: 1,
     });
@@ -288,7 +354,7 @@ async fn statuses_are_never_duplicated_even_after_a_lost_response() {
             .unwrap(),
         Outcome::AlreadyPresent
     );
-    let posted = fake.statuses(SOURCE, &sha);
+    let posted = fake.statuses(source_name, &sha);
     assert_eq!(posted.len(), 1);
     assert_eq!(
         posted[0].description,
@@ -313,7 +379,7 @@ async fn statuses_are_never_duplicated_even_after_a_lost_response() {
     };
     gh.ensure_status(&source, &sha, &long, true).await.unwrap();
     assert_eq!(
-        fake.statuses(SOURCE, &sha)
+        fake.statuses(source_name, &sha)
             .last()
             .unwrap()
             .description
@@ -325,9 +391,17 @@ async fn statuses_are_never_duplicated_even_after_a_lost_response() {
 
 #[tokio::test]
 async fn releases_are_created_once_and_updated_in_place() {
-    let (fake, gh, _) = setup().await;
-    fake.create_repo(SOURCE, "main", &[("README.md", "syrf")]);
-    let source = RepoRef::parse(SOURCE).unwrap();
+    let World {
+        fake,
+        gh,
+        repo,
+        full,
+        source,
+    } = setup("releases_are_created").await;
+    let (repo_name, source_name) = (full.as_str(), source.as_str());
+    let _ = (&fake, &gh, &repo, repo_name, source_name);
+    fake.create_repo(source_name, "main", &[("README.md", "syrf")]);
+    let source = RepoRef::parse(source_name).unwrap();
     let note = ReleaseNote {
         tag: "production/api-v9.1.1".into(),
         target_commitish: "main".into(),
@@ -336,7 +410,7 @@ async fn releases_are_created_once_and_updated_in_place() {
     };
     fake.inject(Fault {
         method: "POST".into(),
-        path_prefix: format!("/repos/{SOURCE}/releases"),
+        path_prefix: format!("/repos/{source_name}/releases"),
         kind: FaultKind::LostResponse,
         times: 1,
     });
@@ -361,17 +435,25 @@ async fn releases_are_created_once_and_updated_in_place() {
         gh.ensure_release(&source, &edited).await.unwrap(),
         Outcome::Updated
     );
-    let all = fake.releases(SOURCE);
+    let all = fake.releases(source_name);
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].body, "Deployed, with notes");
 }
 
 #[tokio::test]
 async fn rate_limits_and_5xx_bursts_end_in_success_without_duplicates() {
-    let (fake, gh, repo) = setup().await;
+    let World {
+        fake,
+        gh,
+        repo,
+        full,
+        source,
+    } = setup("rate_limits_and_5xx").await;
+    let (repo_name, source_name) = (full.as_str(), source.as_str());
+    let _ = (&fake, &gh, &repo, repo_name, source_name);
     fake.inject(Fault {
         method: "GET".into(),
-        path_prefix: format!("/repos/{REPO}/branches"),
+        path_prefix: format!("/repos/{repo_name}/branches"),
         kind: FaultKind::TooManyRequests {
             retry_after_secs: 1,
         },
@@ -379,19 +461,19 @@ async fn rate_limits_and_5xx_bursts_end_in_success_without_duplicates() {
     });
     fake.inject(Fault {
         method: "GET".into(),
-        path_prefix: format!("/repos/{REPO}/contents"),
+        path_prefix: format!("/repos/{repo_name}/contents"),
         kind: FaultKind::RateLimitExhausted { reset_in_secs: 1 },
         times: 1,
     });
     fake.inject(Fault {
         method: "POST".into(),
-        path_prefix: format!("/repos/{REPO}/git/refs"),
+        path_prefix: format!("/repos/{repo_name}/git/refs"),
         kind: FaultKind::ServerError(502),
         times: 2,
     });
     fake.inject(Fault {
         method: "POST".into(),
-        path_prefix: format!("/repos/{REPO}/pulls"),
+        path_prefix: format!("/repos/{repo_name}/pulls"),
         kind: FaultKind::ServerError(503),
         times: 3,
     });
@@ -404,7 +486,7 @@ async fn rate_limits_and_5xx_bursts_end_in_success_without_duplicates() {
     gh.open_promotion(&c, &base)
         .await
         .expect("succeeds after the storm");
-    assert_eq!(fake.pulls(REPO).len(), 1);
+    assert_eq!(fake.pulls(repo_name).len(), 1);
     let log = fake.requests();
     assert_eq!(log.iter().filter(|r| r.status == 429).count(), 2);
     assert!(log.iter().filter(|r| r.status >= 500).count() >= 5);
@@ -412,7 +494,7 @@ async fn rate_limits_and_5xx_bursts_end_in_success_without_duplicates() {
     // A wait longer than the policy allows is handed back to the caller to requeue.
     fake.inject(Fault {
         method: "GET".into(),
-        path_prefix: format!("/repos/{REPO}/branches"),
+        path_prefix: format!("/repos/{repo_name}/branches"),
         kind: FaultKind::TooManyRequests {
             retry_after_secs: 3600,
         },
@@ -431,7 +513,15 @@ async fn rate_limits_and_5xx_bursts_end_in_success_without_duplicates() {
 
 #[tokio::test]
 async fn slow_responses_time_out_and_are_retried() {
-    let (fake, _, repo) = setup().await;
+    let World {
+        fake,
+        gh,
+        repo,
+        full,
+        source,
+    } = setup("slow_responses_time").await;
+    let (repo_name, source_name) = (full.as_str(), source.as_str());
+    let _ = (&fake, &gh, &repo, repo_name, source_name);
     let policy = RetryPolicy {
         request_timeout: Duration::from_millis(300),
         ..fast()
@@ -446,7 +536,7 @@ async fn slow_responses_time_out_and_are_retried() {
     .unwrap();
     fake.inject(Fault {
         method: "GET".into(),
-        path_prefix: format!("/repos/{REPO}/branches"),
+        path_prefix: format!("/repos/{repo_name}/branches"),
         kind: FaultKind::Delay(Duration::from_secs(2)),
         times: 1,
     });
@@ -457,14 +547,15 @@ async fn slow_responses_time_out_and_are_retried() {
 
 #[tokio::test]
 async fn app_installation_tokens_are_found_and_refreshed_on_expiry() {
-    let fake = FakeGitHub::start().await.unwrap();
+    let fake = baton_testkit::fake_github::shared();
+    let repo_name = "camaradesuk/gitops-app-auth";
     fake.create_repo(
-        REPO,
+        repo_name,
         "main",
         &[(API_FILE, "service:\n  chartTag: api-v9.1.0\n")],
     );
     // Tokens live 31 s; octocrab renews them 30 s before expiry, so after 1 s.
-    fake.install_app(123, 4567, REPO, Duration::from_secs(31));
+    fake.install_app(123, 4567, repo_name, Duration::from_secs(31));
     let key = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/test-app-key.pem"
@@ -479,8 +570,8 @@ async fn app_installation_tokens_are_found_and_refreshed_on_expiry() {
         !format!("{creds:?}").contains("PRIVATE KEY"),
         "Debug must not print the key"
     );
-    let repo = RepoRef::parse(REPO).unwrap();
-    let gh = GitHub::connect(&fake.url(), &creds, &repo, fast())
+    let repo = RepoRef::parse(repo_name).unwrap();
+    let gh = GitHub::connect(&api_url(), &creds, &repo, fast())
         .await
         .unwrap_or_else(|e| panic!("{e}: {:?}", fake.requests()));
     gh.branch_head(&repo, "main").await.unwrap();
@@ -492,11 +583,11 @@ async fn app_installation_tokens_are_found_and_refreshed_on_expiry() {
     let log = fake.requests();
     assert!(
         log.iter()
-            .any(|r| r.path == "/repos/camaradesuk/cluster-gitops/installation")
+            .any(|r| r.path == format!("/repos/{repo_name}/installation"))
     );
     assert!(
         log.iter()
-            .filter(|r| r.path.ends_with("/branches/main"))
+            .filter(|r| r.path == format!("/repos/{repo_name}/branches/main"))
             .all(|r| r
                 .authorization
                 .as_deref()
@@ -534,15 +625,14 @@ async fn credentials_errors_name_the_problem() {
         Credentials::from_secret_data(&data(&[("token", "abc")])).unwrap(),
         Credentials::Token(_)
     ));
-    let fake = FakeGitHub::start().await.unwrap();
     let bad = GitHub::connect(
-        &fake.url(),
+        &api_url(),
         &Credentials::App {
             app_id: 1,
             private_key: "not a key".into(),
             installation_id: Some(1),
         },
-        &RepoRef::parse(REPO).unwrap(),
+        &RepoRef::parse("camaradesuk/gitops-bad-key").unwrap(),
         fast(),
     )
     .await;
@@ -556,10 +646,18 @@ async fn credentials_errors_name_the_problem() {
 
 #[tokio::test]
 async fn ancestry_answers_are_cached() {
-    let (fake, gh, repo) = setup().await;
-    let first = fake.branch_sha(REPO, "main").unwrap();
+    let World {
+        fake,
+        gh,
+        repo,
+        full,
+        source,
+    } = setup("ancestry_answers_are").await;
+    let (repo_name, source_name) = (full.as_str(), source.as_str());
+    let _ = (&fake, &gh, &repo, repo_name, source_name);
+    let first = fake.branch_sha(repo_name, "main").unwrap();
     let later = fake.push(
-        REPO,
+        repo_name,
         "main",
         &[("other.yaml", "x: 1\n")],
         "unrelated change",
@@ -574,9 +672,18 @@ async fn ancestry_answers_are_cached() {
 
 #[tokio::test]
 async fn single_service_promotion_costs_at_most_eight_counted_requests() {
-    let (fake, gh, repo) = setup().await;
-    let sha = fake.create_repo(SOURCE, "main", &[("README.md", "syrf")]);
-    fake.clear_requests();
+    let World {
+        fake,
+        gh,
+        repo,
+        full,
+        source,
+    } = setup("single_service_promo").await;
+    let (repo_name, source_name) = (full.as_str(), source.as_str());
+    let _ = (&fake, &gh, &repo, repo_name, source_name);
+    let sha = fake.create_repo(source_name, "main", &[("README.md", "syrf")]);
+    // The fake is shared by concurrent tests: only this test's repositories count.
+    let seen = fake.requests().len();
     let stats = gh.stats();
     let start = stats.counted.load(Ordering::Relaxed);
     let (mut c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
@@ -587,7 +694,7 @@ async fn single_service_promotion_costs_at_most_eight_counted_requests() {
     // Merge detection by polling: conditional GETs; only changes count.
     gh.observe(&repo, pr.number).await.unwrap();
     gh.observe(&repo, pr.number).await.unwrap();
-    let merge = fake.merge(REPO, pr.number).unwrap();
+    let merge = fake.merge(repo_name, pr.number).unwrap();
     assert!(matches!(
         gh.observe(&repo, pr.number).await.unwrap().state,
         PrState::Merged { .. }
@@ -600,14 +707,19 @@ async fn single_service_promotion_costs_at_most_eight_counted_requests() {
         description: "Deployed api:api-v9.1.1 to production".into(),
         target_url: None,
     };
-    gh.ensure_status(&RepoRef::parse(SOURCE).unwrap(), &sha, &status, false)
+    gh.ensure_status(&RepoRef::parse(source_name).unwrap(), &sha, &status, false)
         .await
         .unwrap();
     let counted = stats.counted.load(Ordering::Relaxed) - start;
+    let mine = |p: &str| {
+        p.starts_with(&format!("/repos/{repo_name}/"))
+            || p.starts_with(&format!("/repos/{source_name}/"))
+    };
     let by_op: Vec<String> = fake
         .requests()
         .iter()
-        .filter(|r| r.status != 304)
+        .skip(seen)
+        .filter(|r| r.status != 304 && mine(&r.path))
         .map(|r| format!("{} {} {}", r.method, r.path, r.status))
         .collect();
     println!(
@@ -617,7 +729,7 @@ async fn single_service_promotion_costs_at_most_eight_counted_requests() {
     assert_eq!(counted as usize, by_op.len());
     let polls = by_op
         .iter()
-        .filter(|r| r.starts_with("GET /repos/camaradesuk/cluster-gitops/pulls/1 "))
+        .filter(|r| r.starts_with(&format!("GET /repos/{repo_name}/pulls/{} ", pr.number)))
         .count() as u64;
     assert_eq!(
         polls, 2,
@@ -626,4 +738,34 @@ async fn single_service_promotion_costs_at_most_eight_counted_requests() {
     // With the webhook reporting the merge there is no poll at all.
     assert!(counted - polls <= 8, "webhook path: {}", counted - polls);
     assert_eq!(counted, 9, "polling path");
+}
+
+#[tokio::test]
+async fn the_contract_gate_refuses_requests_github_would_refuse() {
+    let World { gh, full, .. } = setup("contract_gate").await;
+    let bad = serde_json::json!({ "state": "deployed", "context": "argocd/deploy-production" });
+    let reply = gh
+        .send(
+            Operation::CreateStatus,
+            http::Method::POST,
+            &format!("/repos/{full}/statuses/0123456789abcdef0123456789abcdef01234567"),
+            Some(&bad),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(reply.status.as_u16(), 422);
+    let message = reply.body["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("GitHub contract violation") && message.contains("state"),
+        "{message}"
+    );
+    let gate = baton_testkit::contract::shared().unwrap();
+    assert!(
+        gate.violations()
+            .iter()
+            .any(|v| v.path.contains("contract_gate"))
+    );
 }

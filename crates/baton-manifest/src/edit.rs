@@ -55,6 +55,39 @@ pub fn apply(file: &str, text: &str, edit: &Edit) -> Result<String, EditError> {
     Ok(doc.text)
 }
 
+/// The value `edit` would replace (`None` when it would add it), for "old -> new" in
+/// pull requests. Fails like [`apply`] would.
+pub fn current_value(file: &str, text: &str, edit: &Edit) -> Result<Option<String>, EditError> {
+    let doc = Working::parse(file, text, edit.label())?;
+    match edit {
+        Edit::Set { path, .. } => {
+            let loc = doc.resolve(&path::parse(path)?)?;
+            Ok(doc.node(&loc).and_then(Node::scalar).map(str::to_owned))
+        }
+        Edit::KustomizeImage(k) => {
+            let root = doc.kustomization_root()?;
+            let entry = doc
+                .node(&root)
+                .and_then(|r| r.get("images"))
+                .and_then(|(_, images)| match &images.kind {
+                    Kind::Seq { items, .. } => items.iter().find(|it| {
+                        it.get("name").and_then(|(_, n)| n.scalar()) == Some(k.name.as_str())
+                    }),
+                    _ => None,
+                });
+            let field = if k.digest.is_some() {
+                "digest"
+            } else {
+                "newTag"
+            };
+            Ok(entry
+                .and_then(|e| e.get(field))
+                .and_then(|(_, v)| v.scalar())
+                .map(str::to_owned))
+        }
+    }
+}
+
 /// Applies several edits to one file, in order; all or nothing.
 pub fn apply_all(file: &str, text: &str, edits: &[Edit]) -> Result<String, EditError> {
     edits

@@ -20,5 +20,5 @@ pub mod path;
 pub mod scalar;
 pub mod tree;
 
-pub use edit::{Edit, KustomizeImage, apply, apply_all};
+pub use edit::{Edit, KustomizeImage, apply, apply_all, current_value};
 pub use error::EditError;

@@ -213,3 +213,26 @@ fn unchanged_value_is_a_no_op() {
         text
     );
 }
+
+#[test]
+fn current_values_for_pull_request_tables() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let syrf = std::fs::read_to_string(dir.join("syrf-config.in.yaml")).expect("input");
+    assert_eq!(
+        baton_manifest::current_value("c", &syrf, &set("service.chartTag", "x"))
+            .unwrap()
+            .as_deref(),
+        Some("api-v9.1.0")
+    );
+    let overlay = std::fs::read_to_string(dir.join("overlay-prod.in.yaml")).expect("input");
+    let cv = |e: &Edit| baton_manifest::current_value("k", &overlay, e).unwrap();
+    assert_eq!(
+        cv(&image("cartservice", Some("v2"), None, None)).as_deref(),
+        Some("v1.0.1")
+    );
+    assert_eq!(
+        cv(&image("checkoutservice", None, Some(DIGEST), None)).as_deref(),
+        Some("sha256:0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000")
+    );
+    assert_eq!(cv(&image("adservice", Some("v1"), None, None)), None);
+}

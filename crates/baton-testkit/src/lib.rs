@@ -1,6 +1,7 @@
 //! Test kit: a real control plane (etcd + kube-apiserver built from Go modules by
 //! `make controlplane`) for Baton's tests and `make demo`.
 
+pub mod contract;
 pub mod controlplane;
 pub mod fake_github;
 

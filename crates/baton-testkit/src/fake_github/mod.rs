@@ -19,7 +19,45 @@ pub use state::{Fault, FaultKind, LoggedRequest, Pull, Release, Status};
 pub struct FakeGitHub {
     state: Arc<Mutex<State>>,
     addr: SocketAddr,
-    server: tokio::task::JoinHandle<()>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+static SHARED: std::sync::OnceLock<FakeGitHub> = std::sync::OnceLock::new();
+
+/// One fake per test process, served from its own thread so it outlives any single
+/// test's runtime. Tests isolate themselves by using their own repositories.
+pub fn shared() -> &'static FakeGitHub {
+    SHARED.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                match FakeGitHub::start().await {
+                    Ok(mut fake) => {
+                        let server = fake.server.take();
+                        let _ = tx.send(Ok(fake));
+                        if let Some(server) = server {
+                            let _ = server.await;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        });
+        match rx.recv() {
+            Ok(Ok(fake)) => fake,
+            Ok(Err(e)) => panic!("the shared fake GitHub cannot start: {e}"),
+            Err(e) => panic!("the shared fake GitHub thread died: {e}"),
+        }
+    })
 }
 
 /// The personal token the fake accepts by default.
@@ -38,7 +76,7 @@ impl FakeGitHub {
         Ok(FakeGitHub {
             state,
             addr,
-            server,
+            server: Some(server),
         })
     }
 
@@ -152,6 +190,8 @@ impl FakeGitHub {
 
 impl Drop for FakeGitHub {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
     }
 }

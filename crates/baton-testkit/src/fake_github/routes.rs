@@ -487,12 +487,32 @@ fn repo_route(
                 json!({ "ref": reference, "object": { "sha": sha, "type": "commit" } }),
             )
         }
-        ("DELETE", ["git", "refs", "heads", branch @ ..]) => {
-            let branch = branch.join("/");
+        ("DELETE", ["git", "refs", reference @ ..]) => {
+            let reference = reference.join("/");
+            let Some(branch) = reference.strip_prefix("heads/").map(str::to_owned) else {
+                return unprocessable("Reference does not exist", "ref");
+            };
             match repo.refs.remove(&branch) {
                 Some(_) => reply(StatusCode::NO_CONTENT, Value::Null),
                 None => unprocessable("Reference does not exist", "ref"),
             }
+        }
+        ("PATCH", ["git", "refs", reference @ ..]) => {
+            let reference = reference.join("/");
+            let (Some(branch), Some(sha)) = (reference.strip_prefix("heads/"), s("sha")) else {
+                return unprocessable("Invalid request.", "ref and sha are required");
+            };
+            if !repo.refs.contains_key(branch) {
+                return unprocessable("Reference does not exist", "ref");
+            }
+            if !repo.commits.contains_key(&sha) {
+                return unprocessable("Object does not exist", "sha");
+            }
+            repo.refs.insert(branch.to_owned(), sha.clone());
+            reply(
+                StatusCode::OK,
+                json!({ "ref": format!("refs/{reference}"), "object": { "sha": sha, "type": "commit" } }),
+            )
         }
         ("GET", ["pulls"]) => {
             let head = query_param(query, "head");
