@@ -88,3 +88,335 @@ pub async fn application_status_round_trip(cp: &ControlPlane, crd: &Path) {
     let source = read.spec.source.expect("spec.source");
     assert_eq!(source.target_revision.as_deref(), Some("main"));
 }
+
+// ---------------------------------------------------------------------------
+// End-to-end world: control plane + fake GitHub (behind the contract gate) + operator.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use baton_api::{Phase, Promotion};
+use baton_testkit::FakeGitHub;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PostParams;
+
+/// The webhook secret e2e operators use.
+pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
+
+/// One test's world. Each test has its own namespace, repositories and operator.
+pub struct World {
+    pub cp: &'static baton_testkit::ControlPlane,
+    pub client: kube::Client,
+    pub ns: String,
+    pub fake: &'static FakeGitHub,
+    pub api_url: String,
+    pub gitops: String,
+    pub source: String,
+    pub source_sha: String,
+    pub operator: Option<Operator>,
+}
+
+/// The `baton` binary built next to the running test binary.
+pub fn baton_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BATON_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("baton");
+    assert!(
+        bin.is_file(),
+        "{} not built: run `cargo build -p baton-controller` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running operator process.
+pub struct Operator {
+    child: Child,
+    pub http: String,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    pub fn start(cp: &baton_testkit::ControlPlane, ns: &str) -> Operator {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let log = std::env::temp_dir().join(format!("baton-operator-{ns}-{port}.log"));
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(baton_bin())
+            .arg("run")
+            .env("KUBECONFIG", cp.kubeconfig())
+            .env("BATON_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("BATON_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("BATON_MAX_REQUEUE", "1s")
+            .env("BATON_NAMESPACE", ns)
+            .env("BATON_GITHUB_RETRY_BASE_MS", "20")
+            .env("RUST_LOG", "info,baton_controller=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("baton run starts");
+        Operator {
+            child,
+            http: format!("127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A SyRF-style per-service config file.
+pub fn config_yaml(service: &str, tag: &str) -> String {
+    format!(
+        "# {service} in this environment\nservice:\n  name: {service}\n  chartTag: {tag}   # set by promotion PRs\n  deploymentNotification:\n    enabled: true\n"
+    )
+}
+
+impl World {
+    /// Namespace, repositories with `services` at version `<svc>-v1.0.0` in staging and
+    /// production, the GitHub Secret, the Environments, and a running operator.
+    pub async fn new(test: &str, services: &[&str]) -> World {
+        let cp = baton_testkit::shared().await.expect("control plane starts");
+        install_baton_crds(cp);
+        let (crd, _) = baton_testkit::argocd_application_crd();
+        cp.apply_crds(&crd).expect("Application CRD");
+        let client = cp.client().await.expect("client");
+        let ns = cp.namespace(&client, test).await.expect("namespace");
+        let fake = baton_testkit::fake_github::shared();
+        let api_url = baton_testkit::contract::shared()
+            .expect("contract gate")
+            .url()
+            .to_owned();
+        let gitops = format!("camaradesuk/gitops-{ns}");
+        let source = format!("camaradesuk/source-{ns}");
+        let mut files = Vec::new();
+        for env in ["staging", "production"] {
+            for s in services {
+                files.push((
+                    format!("syrf/environments/{env}/{s}/config.yaml"),
+                    config_yaml(s, &format!("{s}-v1.0.0")),
+                ));
+            }
+        }
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        fake.create_repo(&gitops, "main", &refs);
+        let source_sha = fake.create_repo(&source, "main", &[("README.md", "syrf")]);
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+        let secret: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "github-token" },
+            "stringData": { "token": baton_testkit::fake_github::TOKEN }
+        }))
+        .expect("secret");
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("secret created");
+        let mut world = World {
+            cp,
+            client,
+            ns,
+            fake,
+            api_url,
+            gitops,
+            source,
+            source_sha,
+            operator: None,
+        };
+        world.environment("staging", json!({})).await;
+        world.environment("production", json!({ "pullRequest": { "labels": ["requires-review"], "checklist": ["All services have been tested in staging"] } })).await;
+        world.operator = Some(Operator::start(cp, &world.ns));
+        world
+    }
+
+    /// Applies an Environment named `name` with `extra` merged into its spec.
+    pub async fn environment(&self, name: &str, extra: serde_json::Value) {
+        let mut spec = json!({
+            "gitops": { "repository": self.gitops, "branch": "main",
+                        "target": { "file": "syrf/environments/{environment}/{service}/config.yaml", "yamlPath": "service.chartTag" } },
+            "applications": { "namespace": self.ns, "name": "{service}-{environment}" },
+            "notifications": { "commitStatus": { "context": "argocd/deploy-{environment}" }, "release": false },
+            "github": { "apiUrl": self.api_url, "secretRef": { "name": "github-token" } },
+            "syncTimeout": "10m",
+            "degradedGracePeriod": "2s"
+        });
+        merge(&mut spec, extra);
+        let env = json!({ "apiVersion": "baton.dev/v1alpha1", "kind": "Environment", "metadata": { "name": name }, "spec": spec });
+        let api: Api<baton_api::Environment> = Api::namespaced(self.client.clone(), &self.ns);
+        api.patch(
+            name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&env),
+        )
+        .await
+        .expect("Environment applied");
+    }
+
+    /// Applies a Promotion of `services` (`(name, version)`) to `environment`.
+    pub async fn promote(&self, name: &str, environment: &str, services: &[(&str, &str)]) {
+        let list: Vec<serde_json::Value> = services
+            .iter()
+            .map(|(s, v)| json!({ "name": s, "version": v }))
+            .collect();
+        let p = json!({
+            "apiVersion": "baton.dev/v1alpha1", "kind": "Promotion", "metadata": { "name": name },
+            "spec": { "environment": environment, "source": { "repository": self.source, "commit": self.source_sha, "runUrl": "https://github.com/camaradesuk/syrf-test/actions/runs/42" }, "services": list }
+        });
+        let api: Api<Promotion> = Api::namespaced(self.client.clone(), &self.ns);
+        api.patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&p))
+            .await
+            .expect("Promotion applied");
+    }
+
+    pub fn promotions(&self) -> Api<Promotion> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Waits until `name` is in `phase`, failing with the operator log otherwise.
+    pub async fn wait_phase(&self, name: &str, phase: Phase, timeout: Duration) -> Promotion {
+        self.wait_for(
+            name,
+            timeout,
+            |p| p.status.as_ref().and_then(|s| s.phase) == Some(phase),
+            &format!("phase {phase}"),
+        )
+        .await
+    }
+
+    /// Waits until `pred` holds for `name`.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        timeout: Duration,
+        pred: impl Fn(&Promotion) -> bool,
+        what: &str,
+    ) -> Promotion {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let p = self
+                .promotions()
+                .get_opt(name)
+                .await
+                .expect("get promotion");
+            if let Some(p) = p.as_ref().filter(|p| pred(p)) {
+                return p.clone();
+            }
+            if Instant::now() > deadline {
+                let log = self
+                    .operator
+                    .as_ref()
+                    .map(Operator::logs)
+                    .unwrap_or_default();
+                panic!(
+                    "{name} did not reach {what} within {timeout:?}; status: {:#?}\n--- operator log (tail) ---\n{}",
+                    p.and_then(|p| p.status),
+                    tail(&log, 60)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Writes an Application's status the way Argo CD does after syncing `revision`.
+    pub async fn argo_sync(&self, app: &str, revision: &str, health: &str) {
+        let apps: Api<Application> = Api::namespaced(self.client.clone(), &self.ns);
+        if apps.get_opt(app).await.expect("get app").is_none() {
+            let body = json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": { "name": app },
+                "spec": { "project": "default", "destination": { "server": "https://kubernetes.default.svc", "namespace": "syrf" },
+                          "source": { "repoURL": format!("https://github.com/{}", self.gitops), "path": "syrf", "targetRevision": "main" } }
+            });
+            apps.patch(
+                app,
+                &PatchParams::apply("argocd-application-controller"),
+                &Patch::Apply(&body),
+            )
+            .await
+            .expect("Application created");
+        }
+        apps.patch(
+            app,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": argocd_synced_status(revision, health) })),
+        )
+        .await
+        .expect("Application status written");
+    }
+
+    /// The PR of promotion `name` as the fake sees it.
+    pub fn pulls(&self) -> Vec<baton_testkit::fake_github::Pull> {
+        self.fake.pulls(&self.gitops)
+    }
+
+    /// Commit statuses on the source commit.
+    pub fn statuses(&self) -> Vec<baton_testkit::fake_github::Status> {
+        self.fake.statuses(&self.source, &self.source_sha)
+    }
+
+    /// Events about `name`, as `reason: message` lines.
+    pub async fn events(&self, name: &str) -> Vec<String> {
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        let list = api.list(&Default::default()).await.expect("events");
+        list.items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// Restarts the operator (SIGKILL, then a fresh process).
+    pub fn restart_operator(&mut self) {
+        if let Some(op) = self.operator.take() {
+            op.kill();
+        }
+        self.operator = Some(Operator::start(self.cp, &self.ns));
+    }
+}
+
+fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

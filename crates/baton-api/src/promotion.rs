@@ -181,8 +181,12 @@ pub struct PromotionStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PullRequestStatus {
-    /// Pull request number in the GitOps repository.
+    /// Pull request number in the GitOps repository; 0 while the PR is being opened
+    /// (the branch is recorded first, so a restart finds the PR instead of opening another).
     pub number: u64,
+    /// The `metadata.generation` the PR was opened for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
     /// Web URL of the pull request.
     pub url: String,
     /// Head branch Baton created for this promotion.
@@ -220,6 +224,9 @@ pub struct ApplicationObservation {
     /// Whether that revision is the merge commit or a descendant of it, with a finished sync.
     #[serde(default)]
     pub at_target: bool,
+    /// Since when it has been Degraded at the target revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_since: Option<Time>,
     /// The Application's `metadata.generation` at observation time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
@@ -284,7 +291,8 @@ pub enum NotificationKind {
     Release,
 }
 
-/// A notification that was delivered.
+/// A notification Baton attempted, recorded before the attempt so a restart knows to
+/// look on GitHub before posting again.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationRecord {
@@ -292,5 +300,9 @@ pub struct NotificationRecord {
     /// The service it was about (statuses are per service).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
-    pub delivered_at: Time,
+    /// When the first attempt started.
+    pub attempted_at: Time,
+    /// When GitHub confirmed it; absent while unconfirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<Time>,
 }

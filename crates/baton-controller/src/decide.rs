@@ -38,13 +38,22 @@ pub enum Blocker {
     UpstreamNotReady(String),
 }
 
-/// The pull request as GitHub reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrState {
-    Open,
-    Merged { merge_commit: String },
-    Closed,
+impl Blocker {
+    /// What the user is told.
+    pub fn message(&self) -> &str {
+        match self {
+            Blocker::EnvironmentNotFound(m)
+            | Blocker::SecretNotFound(m)
+            | Blocker::Manifest(m)
+            | Blocker::InvalidSpec(m)
+            | Blocker::Queued(m)
+            | Blocker::UpstreamNotReady(m) => m,
+        }
+    }
 }
+
+/// The pull request as GitHub reports it.
+pub use baton_github::PrState;
 
 /// One Application of the promotion.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +91,8 @@ pub struct Inputs<'a> {
     pub degraded_since: Vec<(String, Timestamp)>,
     /// The generation the PR was opened for, if recorded.
     pub pr_generation: Option<i64>,
+    /// The base branch already holds every version (at this commit): no PR is needed.
+    pub already_applied: Option<String>,
 }
 
 /// Side effects to perform, in order. Each is idempotent on the provider side.
@@ -207,6 +218,17 @@ fn pending(input: &Inputs<'_>) -> Decision {
             Blocker::UpstreamNotReady(m) => (c::REASON_UPSTREAM_NOT_READY, m),
         };
         return Decision::wait(Phase::Pending, reason, message.clone(), BLOCKED_RETRY);
+    }
+    if let Some(sha) = &input.already_applied {
+        return Decision::wait(
+            Phase::Merged,
+            c::REASON_WAITING_FOR_SYNC,
+            format!(
+                "the GitOps repository already holds these versions at {}; no pull request needed, waiting for Argo CD",
+                short(sha)
+            ),
+            Duration::ZERO,
+        );
     }
     Decision {
         phase: Phase::PrOpened,

@@ -40,6 +40,7 @@ fn inputs(status: &PromotionStatus) -> Inputs<'_> {
         applications: vec![],
         degraded_since: vec![],
         pr_generation: Some(1),
+        already_applied: None,
     }
 }
 
@@ -139,6 +140,21 @@ fn existing_pr_merged_while_the_operator_was_down_moves_to_merged() {
         merge_commit: MERGE.into(),
     });
     assert_eq!(decide(&i).phase, Phase::Merged);
+}
+
+#[test]
+fn versions_already_in_the_repo_skip_the_pr_and_wait_for_argo() {
+    let s = status(Some(Phase::Pending));
+    let mut i = inputs(&s);
+    i.already_applied = Some(MERGE.into());
+    let d = decide(&i);
+    assert_eq!(d.phase, Phase::Merged);
+    assert!(d.actions.is_empty());
+    assert!(
+        d.message.contains("no pull request needed"),
+        "{}",
+        d.message
+    );
 }
 
 // ---- PROpened ----

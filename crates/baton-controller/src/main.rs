@@ -20,6 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the operator against the current kubeconfig or in-cluster config.
+    Run(baton_controller::run::RunArgs),
     /// Apply a promotion's edit to one YAML file, keeping every other byte (preview by default).
     Edit(edit_cmd::EditArgs),
 }
@@ -27,6 +29,24 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => {
+            init_logging();
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("baton run: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(baton_controller::run::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "baton run failed");
+                    eprintln!("baton run: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Edit(args) => match edit_cmd::run(&args) {
             Ok(Some(text)) => {
                 let mut out = std::io::stdout().lock();
@@ -45,5 +65,19 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// Logs via tracing; JSON when `BATON_LOG_FORMAT=json`, level from `RUST_LOG` (default info).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("BATON_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }

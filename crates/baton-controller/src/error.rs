@@ -1,0 +1,32 @@
+//! Reconcile errors, each with a low-cardinality category for metrics and events.
+
+/// Why a reconcile did not finish; the controller retries with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    GitHub(#[from] baton_github::GitHubError),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    #[error("{0}")]
+    Blocked(String),
+    #[error("internal: {0}")]
+    Internal(String),
+    #[error("status serialization: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// A metric label / event reason.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kubernetes",
+            Error::GitHub(e) => e.category(),
+            Error::Finalizer(_) => "finalizer",
+            Error::Blocked(_) => "blocked",
+            Error::Internal(_) => "internal",
+            Error::Serialize(_) => "serialize",
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! What a promotion changes, derived from the Promotion and its Environment. No
+//! client required.
+
+use baton_api::environment::EnvironmentSpec;
+use baton_api::promotion::{PromotionSpec, ServiceVersion};
+use baton_api::template::expand;
+use baton_manifest::{Edit, KustomizeImage};
+
+/// Edits to one file of the GitOps repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePlan {
+    pub path: String,
+    /// `(service, edit)` in spec order.
+    pub edits: Vec<(String, Edit)>,
+}
+
+/// An Argo CD Application a service is deployed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRef {
+    pub service: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Every file edit of a promotion, grouped by file (one commit holds them all).
+pub fn files(
+    spec: &PromotionSpec,
+    environment: &str,
+    env: &EnvironmentSpec,
+) -> Result<Vec<FilePlan>, String> {
+    let mut out: Vec<FilePlan> = Vec::new();
+    for svc in &spec.services {
+        let (path, edit) = edit_for(svc, environment, env)?;
+        match out.iter_mut().find(|f| f.path == path) {
+            Some(f) => f.edits.push((svc.name.clone(), edit)),
+            None => out.push(FilePlan {
+                path,
+                edits: vec![(svc.name.clone(), edit)],
+            }),
+        }
+    }
+    Ok(out)
+}
+
+fn edit_for(
+    svc: &ServiceVersion,
+    environment: &str,
+    env: &EnvironmentSpec,
+) -> Result<(String, Edit), String> {
+    let x = |t: &str| expand(t, &svc.name, environment);
+    let target = &env.gitops.target;
+    match (&target.file, &target.yaml_path, &target.kustomize_image) {
+        (Some(file), Some(path), None) => Ok((
+            x(file),
+            Edit::Set {
+                path: x(path),
+                value: svc.value().to_owned(),
+            },
+        )),
+        (None, None, Some(k)) => Ok((
+            x(&k.file),
+            Edit::KustomizeImage(KustomizeImage {
+                name: x(&k.image),
+                new_tag: svc.version.clone(),
+                digest: svc.digest.clone(),
+                new_name: k.new_name.as_deref().map(x),
+            }),
+        )),
+        _ => {
+            Err("Environment spec.gitops.target must set file + yamlPath, or kustomizeImage".into())
+        }
+    }
+}
+
+/// The Applications of every service.
+pub fn applications(
+    services: &[ServiceVersion],
+    environment: &str,
+    env: &EnvironmentSpec,
+) -> Vec<AppRef> {
+    services
+        .iter()
+        .map(|s| AppRef {
+            service: s.name.clone(),
+            namespace: env.applications.namespace.clone(),
+            name: expand(&env.applications.name, &s.name, environment),
+        })
+        .collect()
+}
+
+/// `api:api-v9.1.1, web:web-v5.0.1` (digests shortened), for `kubectl get`.
+pub fn summary(spec: &PromotionSpec) -> String {
+    let parts: Vec<String> = spec
+        .services
+        .iter()
+        .map(|s| format!("{}:{}", s.name, short_value(s.value())))
+        .collect();
+    baton_github::naming::truncate(&parts.join(", "), 200)
+}
+
+/// A digest as `sha256:9b2a5e7c1d0f`, anything else unchanged.
+pub fn short_value(value: &str) -> &str {
+    match value.strip_prefix("sha256:") {
+        Some(_) => value.get(..19).unwrap_or(value),
+        None => value,
+    }
+}
+
+/// The commit status description: "Deployed api:api-v9.1.1 to production".
+pub fn status_description(
+    service: &str,
+    value: &str,
+    environment: &str,
+    success: bool,
+    reason: &str,
+) -> String {
+    let text = if success {
+        format!("Deployed {service}:{} to {environment}", short_value(value))
+    } else {
+        format!(
+            "Failed to deploy {service}:{} to {environment}: {reason}",
+            short_value(value)
+        )
+    };
+    baton_github::naming::truncate(&text, baton_github::naming::MAX_STATUS_DESCRIPTION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_api::environment::{
+        ApplicationsSpec, GitHubConnection, GitOpsSpec, KustomizeImageTarget, SecretRef,
+        WriteTarget,
+    };
+    use baton_api::promotion::SourceRef;
+
+    fn env(target: WriteTarget) -> EnvironmentSpec {
+        EnvironmentSpec {
+            gitops: GitOpsSpec {
+                repository: "o/gitops".into(),
+                branch: "main".into(),
+                target,
+            },
+            applications: ApplicationsSpec::default(),
+            upstream: None,
+            pull_request: Default::default(),
+            notifications: Default::default(),
+            github: GitHubConnection {
+                api_url: "https://api.github.com".into(),
+                secret_ref: SecretRef { name: "gh".into() },
+            },
+            sync_timeout: "30m".into(),
+            degraded_grace_period: "5m".into(),
+        }
+    }
+
+    fn spec(services: &[(&str, Option<&str>, Option<&str>)]) -> PromotionSpec {
+        PromotionSpec {
+            environment: "production".into(),
+            source: SourceRef {
+                repository: "o/src".into(),
+                commit: "a".repeat(40),
+                run_url: None,
+            },
+            services: services
+                .iter()
+                .map(|(n, v, d)| ServiceVersion {
+                    name: (*n).into(),
+                    version: v.map(Into::into),
+                    digest: d.map(Into::into),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn yaml_path_targets_expand_per_service() {
+        let e = env(WriteTarget {
+            file: Some("syrf/environments/{environment}/{service}/config.yaml".into()),
+            yaml_path: Some("service.chartTag".into()),
+            kustomize_image: None,
+        });
+        let f = files(
+            &spec(&[
+                ("api", Some("api-v9.1.1"), None),
+                ("web", Some("web-v5.0.1"), None),
+            ]),
+            "production",
+            &e,
+        )
+        .unwrap();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].path, "syrf/environments/production/api/config.yaml");
+        assert_eq!(
+            f[0].edits[0].1,
+            Edit::Set {
+                path: "service.chartTag".into(),
+                value: "api-v9.1.1".into()
+            }
+        );
+        let apps = applications(
+            &spec(&[("api", Some("x"), None)]).services,
+            "production",
+            &e,
+        );
+        assert_eq!(
+            apps[0],
+            AppRef {
+                service: "api".into(),
+                namespace: "argocd".into(),
+                name: "api-production".into()
+            }
+        );
+    }
+
+    #[test]
+    fn shared_file_groups_edits_into_one_file_plan() {
+        let e = env(WriteTarget {
+            file: None,
+            yaml_path: None,
+            kustomize_image: Some(KustomizeImageTarget {
+                file: "overlays/{environment}/kustomization.yaml".into(),
+                image: "ghcr.io/acme/{service}".into(),
+                new_name: None,
+            }),
+        });
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let f = files(
+            &spec(&[("api", None, Some(&digest)), ("web", Some("v2"), None)]),
+            "prd",
+            &e,
+        )
+        .unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].edits.len(), 2);
+        assert!(
+            matches!(&f[0].edits[0].1, Edit::KustomizeImage(k) if k.name == "ghcr.io/acme/api" && k.digest.as_deref() == Some(digest.as_str()) && k.new_tag.is_none())
+        );
+    }
+
+    #[test]
+    fn descriptions_fit_github_and_read_like_the_seeds() {
+        assert_eq!(
+            status_description("api", "api-v9.1.1", "production", true, ""),
+            "Deployed api:api-v9.1.1 to production"
+        );
+        let d = status_description(
+            "api",
+            &format!("sha256:{}", "c".repeat(64)),
+            "production",
+            false,
+            &"x".repeat(300),
+        );
+        assert!(d.starts_with("Failed to deploy api:sha256:cccccccccccc to production: "));
+        assert_eq!(d.chars().count(), 140);
+    }
+}
