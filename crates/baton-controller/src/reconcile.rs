@@ -160,7 +160,8 @@ async fn publish_events(
             action: "Reconcile".into(),
             secondary: None,
         });
-    } else if old_reason != Some((d.reason.to_owned(), d.message.clone())) && is_problem(d.reason) {
+    }
+    if old_reason != Some((d.reason.to_owned(), d.message.clone())) && is_problem(d.reason) {
         events.push(Event {
             type_: EventType::Warning,
             reason: d.reason.to_owned(),
