@@ -68,7 +68,8 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 demo: controlplane
-	$(CARGO) run --locked -q -p baton-testkit --bin baton-demo
+	$(CARGO) build --locked -q -p baton-controller -p baton-testkit
+	BATON_BIN=$(CURDIR)/target/debug/baton $(CARGO) run --locked -q -p baton-testkit --bin baton-demo
 
 bench:
 	$(CARGO) bench --workspace --locked

@@ -160,7 +160,16 @@ async fn one_service_from_apply_to_deployed_status() {
 #[tokio::test]
 async fn three_services_in_one_pr_and_one_commit() {
     let w = World::new("three", &["api", "web", "docs"]).await;
-    w.promote("release-42", "production", &[("api", "api-v8.21.0"), ("web", "web-v5.0.1"), ("docs", "docs-v1.2.3")]).await;
+    w.promote(
+        "release-42",
+        "production",
+        &[
+            ("api", "api-v8.21.0"),
+            ("web", "web-v5.0.1"),
+            ("docs", "docs-v1.2.3"),
+        ],
+    )
+    .await;
     let p = w.wait_phase("release-42", Phase::PrOpened, T).await;
     let pulls = w.pulls();
     assert_eq!(pulls.len(), 1, "one PR for the whole promotion");
@@ -168,9 +177,24 @@ async fn three_services_in_one_pr_and_one_commit() {
     let head = w.fake.branch_sha(&w.gitops, &pulls[0].head).unwrap();
     let base = w.fake.parents(&w.gitops, &head);
     assert_eq!(base.len(), 1);
-    assert_eq!(w.fake.branch_sha(&w.gitops, "main").unwrap(), base[0], "one commit on top of main");
-    for (svc, v) in [("api", "api-v8.21.0"), ("web", "web-v5.0.1"), ("docs", "docs-v1.2.3")] {
-        let text = w.fake.file(&w.gitops, &pulls[0].head, &format!("syrf/environments/production/{svc}/config.yaml")).unwrap();
+    assert_eq!(
+        w.fake.branch_sha(&w.gitops, "main").unwrap(),
+        base[0],
+        "one commit on top of main"
+    );
+    for (svc, v) in [
+        ("api", "api-v8.21.0"),
+        ("web", "web-v5.0.1"),
+        ("docs", "docs-v1.2.3"),
+    ] {
+        let text = w
+            .fake
+            .file(
+                &w.gitops,
+                &pulls[0].head,
+                &format!("syrf/environments/production/{svc}/config.yaml"),
+            )
+            .unwrap();
         assert_eq!(text, baton_integration::config_yaml(svc, v));
     }
     let number = p.status.unwrap().pull_request.unwrap().number;
@@ -179,56 +203,135 @@ async fn three_services_in_one_pr_and_one_commit() {
     w.argo_sync("api-production", &merge, "Healthy").await;
     w.argo_sync("web-production", &merge, "Healthy").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(w.promotions().get("release-42").await.unwrap().status.unwrap().phase, Some(Phase::Merged), "docs not synced yet");
+    assert_eq!(
+        w.promotions()
+            .get("release-42")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .phase,
+        Some(Phase::Merged),
+        "docs not synced yet"
+    );
     // A later commit on main before Argo CD syncs docs: a descendant counts.
-    let later = w.fake.push(&w.gitops, "main", &[("README.md", "unrelated")], "unrelated change");
+    let later = w.fake.push(
+        &w.gitops,
+        "main",
+        &[("README.md", "unrelated")],
+        "unrelated change",
+    );
     w.argo_sync("docs-production", &later, "Healthy").await;
     w.wait_phase("release-42", Phase::Synced, T).await;
     let mut descriptions: Vec<String> = w.statuses().into_iter().map(|s| s.description).collect();
     descriptions.sort();
-    assert_eq!(descriptions, ["Deployed api:api-v8.21.0 to production", "Deployed docs:docs-v1.2.3 to production", "Deployed web:web-v5.0.1 to production"]);
+    assert_eq!(
+        descriptions,
+        [
+            "Deployed api:api-v8.21.0 to production",
+            "Deployed docs:docs-v1.2.3 to production",
+            "Deployed web:web-v5.0.1 to production"
+        ]
+    );
 }
 
 #[tokio::test]
 async fn closed_pr_is_rejected_and_degraded_rollout_fails_with_a_failure_status() {
     let w = World::new("reject-fail", &["api", "web"]).await;
-    w.promote("api-rejected", "production", &[("api", "api-v9.9.9")]).await;
+    w.promote("api-rejected", "production", &[("api", "api-v9.9.9")])
+        .await;
     let p = w.wait_phase("api-rejected", Phase::PrOpened, T).await;
-    w.fake.close(&w.gitops, p.status.unwrap().pull_request.unwrap().number);
+    w.fake
+        .close(&w.gitops, p.status.unwrap().pull_request.unwrap().number);
     let p = w.wait_phase("api-rejected", Phase::Rejected, T).await;
-    let ready = p.status.unwrap().conditions.into_iter().find(|c| c.r#type == c::TYPE_READY).unwrap();
+    let ready = p
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.r#type == c::TYPE_READY)
+        .unwrap();
     assert_eq!(ready.reason, c::REASON_PR_CLOSED);
-    assert!(w.events("api-rejected").await.iter().any(|e| e.starts_with("Rejected")));
+    assert!(
+        w.events("api-rejected")
+            .await
+            .iter()
+            .any(|e| e.starts_with("Rejected"))
+    );
 
-    w.promote("web-degraded", "production", &[("web", "web-v6.0.0")]).await;
+    w.promote("web-degraded", "production", &[("web", "web-v6.0.0")])
+        .await;
     let p = w.wait_phase("web-degraded", Phase::PrOpened, T).await;
-    let merge = w.fake.merge(&w.gitops, p.status.unwrap().pull_request.unwrap().number).unwrap();
+    let merge = w
+        .fake
+        .merge(&w.gitops, p.status.unwrap().pull_request.unwrap().number)
+        .unwrap();
     w.wait_phase("web-degraded", Phase::Merged, T).await;
     w.argo_sync("web-production", &merge, "Degraded").await;
     let p = w.wait_phase("web-degraded", Phase::Failed, T).await;
-    let ready = p.status.unwrap().conditions.into_iter().find(|c| c.r#type == c::TYPE_READY).unwrap();
+    let ready = p
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.r#type == c::TYPE_READY)
+        .unwrap();
     assert_eq!(ready.reason, c::REASON_DEGRADED);
     let statuses = w.statuses();
     assert_eq!(statuses.len(), 1, "{statuses:?}");
     assert_eq!(statuses[0].state, "failure");
-    assert!(statuses[0].description.starts_with("Failed to deploy web:web-v6.0.0 to production"), "{}", statuses[0].description);
+    assert!(
+        statuses[0]
+            .description
+            .starts_with("Failed to deploy web:web-v6.0.0 to production"),
+        "{}",
+        statuses[0].description
+    );
 }
 
 #[tokio::test]
 async fn upstream_gate_holds_production_until_staging_runs_the_version() {
     let w = World::new("upstream", &["api"]).await;
-    w.environment("production", serde_json::json!({ "upstream": "staging" })).await;
-    w.promote("api-to-production", "production", &[("api", "api-v9.1.1")]).await;
-    let p = w.wait_for("api-to-production", T, |p| p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.reason == c::REASON_UPSTREAM_NOT_READY)), "UpstreamNotReady").await;
+    w.environment("production", serde_json::json!({ "upstream": "staging" }))
+        .await;
+    w.promote("api-to-production", "production", &[("api", "api-v9.1.1")])
+        .await;
+    let p = w
+        .wait_for(
+            "api-to-production",
+            T,
+            |p| {
+                p.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.reason == c::REASON_UPSTREAM_NOT_READY)
+                })
+            },
+            "UpstreamNotReady",
+        )
+        .await;
     assert_eq!(p.status.unwrap().phase, Some(Phase::Pending));
     assert!(w.pulls().is_empty(), "no PR while the gate holds");
 
-    w.promote("api-to-staging", "staging", &[("api", "api-v9.1.1")]).await;
+    w.promote("api-to-staging", "staging", &[("api", "api-v9.1.1")])
+        .await;
     let s = w.wait_phase("api-to-staging", Phase::PrOpened, T).await;
-    let merge = w.fake.merge(&w.gitops, s.status.unwrap().pull_request.unwrap().number).unwrap();
+    let merge = w
+        .fake
+        .merge(&w.gitops, s.status.unwrap().pull_request.unwrap().number)
+        .unwrap();
     w.wait_phase("api-to-staging", Phase::Merged, T).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(w.promotions().get("api-to-production").await.unwrap().status.unwrap().phase, Some(Phase::Pending));
+    assert_eq!(
+        w.promotions()
+            .get("api-to-production")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .phase,
+        Some(Phase::Pending)
+    );
     w.argo_sync("api-staging", &merge, "Healthy").await;
     w.wait_phase("api-to-staging", Phase::Synced, T).await;
     w.wait_phase("api-to-production", Phase::PrOpened, T).await;
@@ -238,8 +341,13 @@ async fn upstream_gate_holds_production_until_staging_runs_the_version() {
 #[tokio::test]
 async fn operator_killed_in_every_phase_never_duplicates_anything() {
     let mut w = World::new("restart", &["api"]).await;
-    w.environment("production", serde_json::json!({ "notifications": { "release": true } })).await;
-    w.promote("api-restart", "production", &[("api", "api-v9.2.0")]).await;
+    w.environment(
+        "production",
+        serde_json::json!({ "notifications": { "release": true } }),
+    )
+    .await;
+    w.promote("api-restart", "production", &[("api", "api-v9.2.0")])
+        .await;
     let p = w.wait_phase("api-restart", Phase::PrOpened, T).await;
     w.restart_operator();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -258,70 +366,193 @@ async fn operator_killed_in_every_phase_never_duplicates_anything() {
     assert_eq!(releases.len(), 1, "one release");
     assert_eq!(releases[0].tag_name, "deploy/production/api-restart");
     let branches = w.fake.branches(&w.gitops);
-    assert_eq!(branches.len(), 2, "main and the promotion branch: {branches:?}");
+    assert_eq!(
+        branches.len(),
+        2,
+        "main and the promotion branch: {branches:?}"
+    );
 }
 
 #[tokio::test]
 async fn missing_file_is_a_clear_condition_and_the_promotion_recovers_when_fixed() {
     let w = World::new("missing-file", &["api"]).await;
-    w.promote("worker-to-production", "production", &[("worker", "worker-v1.0.0")]).await;
+    w.promote(
+        "worker-to-production",
+        "production",
+        &[("worker", "worker-v1.0.0")],
+    )
+    .await;
     let p = w
-        .wait_for("worker-to-production", T, |p| p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.reason == c::REASON_MANIFEST_ERROR)), "ManifestError")
+        .wait_for(
+            "worker-to-production",
+            T,
+            |p| {
+                p.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.reason == c::REASON_MANIFEST_ERROR)
+                })
+            },
+            "ManifestError",
+        )
         .await;
-    let ready = p.status.unwrap().conditions.into_iter().find(|c| c.r#type == c::TYPE_READY).unwrap();
-    assert!(ready.message.contains("syrf/environments/production/worker/config.yaml: file not found"), "{}", ready.message);
+    let ready = p
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.r#type == c::TYPE_READY)
+        .unwrap();
+    assert!(
+        ready
+            .message
+            .contains("syrf/environments/production/worker/config.yaml: file not found"),
+        "{}",
+        ready.message
+    );
     assert!(w.pulls().is_empty(), "no partial PR");
     assert!(w.fake.branches(&w.gitops).len() == 1, "no branch either");
     let events = w.events("worker-to-production").await;
-    assert!(events.iter().any(|e| e.starts_with("ManifestError") && e.contains("file not found")), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("ManifestError") && e.contains("file not found")),
+        "{events:?}"
+    );
 
     // Malformed YAML is named too.
-    w.fake.push(&w.gitops, "main", &[("syrf/environments/production/worker/config.yaml", "service:\n  chartTag: [unclosed\n")], "broken");
-    w.wait_for("worker-to-production", T, |p| p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.message.contains("not valid YAML"))), "invalid YAML condition").await;
+    w.fake.push(
+        &w.gitops,
+        "main",
+        &[(
+            "syrf/environments/production/worker/config.yaml",
+            "service:\n  chartTag: [unclosed\n",
+        )],
+        "broken",
+    );
+    w.wait_for(
+        "worker-to-production",
+        T,
+        |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.message.contains("not valid YAML"))
+            })
+        },
+        "invalid YAML condition",
+    )
+    .await;
     assert!(w.pulls().is_empty());
 
-    w.fake.push(&w.gitops, "main", &[("syrf/environments/production/worker/config.yaml", &baton_integration::config_yaml("worker", "worker-v0.9.0"))], "fix");
-    w.wait_phase("worker-to-production", Phase::PrOpened, T).await;
+    w.fake.push(
+        &w.gitops,
+        "main",
+        &[(
+            "syrf/environments/production/worker/config.yaml",
+            &baton_integration::config_yaml("worker", "worker-v0.9.0"),
+        )],
+        "fix",
+    );
+    w.wait_phase("worker-to-production", Phase::PrOpened, T)
+        .await;
     assert_eq!(w.pulls().len(), 1);
 }
 
 #[tokio::test]
 async fn deleting_before_merge_closes_the_pr_and_its_branch() {
     let w = World::new("delete", &["api", "web"]).await;
-    w.promote("api-delete", "production", &[("api", "api-v9.3.0")]).await;
+    w.promote("api-delete", "production", &[("api", "api-v9.3.0")])
+        .await;
     w.wait_phase("api-delete", Phase::PrOpened, T).await;
     let branch = w.pulls()[0].head.clone();
-    w.promotions().delete("api-delete", &Default::default()).await.expect("delete");
+    w.promotions()
+        .delete("api-delete", &Default::default())
+        .await
+        .expect("delete");
     let deadline = std::time::Instant::now() + T;
-    while w.promotions().get_opt("api-delete").await.unwrap().is_some() {
-        assert!(std::time::Instant::now() < deadline, "finalizer never finished");
+    while w
+        .promotions()
+        .get_opt("api-delete")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "finalizer never finished"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(w.pulls()[0].state, "closed");
-    assert!(w.fake.branch_sha(&w.gitops, &branch).is_none(), "branch deleted");
+    assert!(
+        w.fake.branch_sha(&w.gitops, &branch).is_none(),
+        "branch deleted"
+    );
 
     // After the merge, deletion leaves GitHub alone.
-    w.promote("web-delete", "production", &[("web", "web-v7.0.0")]).await;
+    w.promote("web-delete", "production", &[("web", "web-v7.0.0")])
+        .await;
     let p = w.wait_phase("web-delete", Phase::PrOpened, T).await;
-    w.fake.merge(&w.gitops, p.status.unwrap().pull_request.unwrap().number).unwrap();
+    w.fake
+        .merge(&w.gitops, p.status.unwrap().pull_request.unwrap().number)
+        .unwrap();
     w.wait_phase("web-delete", Phase::Merged, T).await;
     let before = w.fake.requests().len();
-    w.promotions().delete("web-delete", &Default::default()).await.expect("delete");
-    while w.promotions().get_opt("web-delete").await.unwrap().is_some() {
+    w.promotions()
+        .delete("web-delete", &Default::default())
+        .await
+        .expect("delete");
+    while w
+        .promotions()
+        .get_opt("web-delete")
+        .await
+        .unwrap()
+        .is_some()
+    {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let after: Vec<_> = w.fake.requests().into_iter().skip(before).filter(|r| r.path.contains(&w.gitops) && r.method != "GET").collect();
-    assert!(after.is_empty(), "no writes to GitHub after a merged promotion is deleted: {after:?}");
+    let after: Vec<_> = w
+        .fake
+        .requests()
+        .into_iter()
+        .skip(before)
+        .filter(|r| r.path.contains(&w.gitops) && r.method != "GET")
+        .collect();
+    assert!(
+        after.is_empty(),
+        "no writes to GitHub after a merged promotion is deleted: {after:?}"
+    );
 }
 
 #[tokio::test]
 async fn two_promotions_of_one_service_queue_instead_of_racing() {
     let w = World::new("queue", &["api"]).await;
-    w.promote("api-first", "production", &[("api", "api-v10.0.0")]).await;
+    w.promote("api-first", "production", &[("api", "api-v10.0.0")])
+        .await;
     w.wait_phase("api-first", Phase::PrOpened, T).await;
-    w.promote("api-second", "production", &[("api", "api-v10.0.1")]).await;
-    let p = w.wait_for("api-second", T, |p| p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.reason == c::REASON_QUEUED)), "Queued").await;
-    let msg = p.status.unwrap().conditions.into_iter().find(|c| c.r#type == c::TYPE_READY).unwrap().message;
+    w.promote("api-second", "production", &[("api", "api-v10.0.1")])
+        .await;
+    let p = w
+        .wait_for(
+            "api-second",
+            T,
+            |p| {
+                p.status
+                    .as_ref()
+                    .is_some_and(|s| s.conditions.iter().any(|c| c.reason == c::REASON_QUEUED))
+            },
+            "Queued",
+        )
+        .await;
+    let msg = p
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.r#type == c::TYPE_READY)
+        .unwrap()
+        .message;
     assert!(msg.contains("api-first"), "{msg}");
     assert_eq!(w.pulls().len(), 1, "no competing PR");
     let number = w.pulls()[0].number;
@@ -334,7 +565,8 @@ async fn two_promotions_of_one_service_queue_instead_of_racing() {
 #[tokio::test]
 async fn signed_webhook_reports_the_merge_and_bad_signatures_are_refused() {
     let w = World::new("webhook", &["api"]).await;
-    w.promote("api-hook", "production", &[("api", "api-v9.4.0")]).await;
+    w.promote("api-hook", "production", &[("api", "api-v9.4.0")])
+        .await;
     let p = w.wait_phase("api-hook", Phase::PrOpened, T).await;
     let pr = p.status.unwrap().pull_request.unwrap();
     let merge = w.fake.merge(&w.gitops, pr.number).unwrap();
@@ -347,11 +579,26 @@ async fn signed_webhook_reports_the_merge_and_bad_signatures_are_refused() {
     let http = w.operator.as_ref().unwrap().http.clone();
     let (code, _) = post(&http, &body, "sha256=0000").await;
     assert_eq!(code, 401);
-    let (code, _) = post(&http, "{not json", &baton_github::webhook::sign(baton_integration::WEBHOOK_SECRET.as_bytes(), b"{not json")).await;
+    let (code, _) = post(
+        &http,
+        "{not json",
+        &baton_github::webhook::sign(baton_integration::WEBHOOK_SECRET.as_bytes(), b"{not json"),
+    )
+    .await;
     assert_eq!(code, 400);
-    let (code, _) = post(&http, &body, &baton_github::webhook::sign(baton_integration::WEBHOOK_SECRET.as_bytes(), body.as_bytes())).await;
+    let (code, _) = post(
+        &http,
+        &body,
+        &baton_github::webhook::sign(
+            baton_integration::WEBHOOK_SECRET.as_bytes(),
+            body.as_bytes(),
+        ),
+    )
+    .await;
     assert_eq!(code, 202);
-    let p = w.wait_phase("api-hook", Phase::Merged, Duration::from_secs(10)).await;
+    let p = w
+        .wait_phase("api-hook", Phase::Merged, Duration::from_secs(10))
+        .await;
     assert_eq!(merge_of(&p), merge);
 }
 
@@ -366,6 +613,10 @@ async fn post(addr: &str, body: &str, signature: &str) -> (u16, String) {
     s.write_all(req.as_bytes()).await.expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).await.expect("read");
-    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (code, out)
 }
