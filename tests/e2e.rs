@@ -620,3 +620,134 @@ async fn post(addr: &str, body: &str, signature: &str) -> (u16, String) {
         .unwrap_or(0);
     (code, out)
 }
+
+#[tokio::test]
+async fn two_replicas_one_leader_and_a_quick_handover() {
+    use baton_integration::Operator;
+    let mut w = World::new("leader", &["api"]).await;
+    // The world's operator leads; a second replica waits.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let standby = Operator::start_with(w.cp, &w.ns, &[("BATON_LOG_FORMAT", "json")]);
+    w.promote("api-leader", "production", &[("api", "api-v9.5.0")])
+        .await;
+    let p = w.wait_phase("api-leader", Phase::PrOpened, T).await;
+    assert_eq!(w.pulls().len(), 1);
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(w.client.clone(), &w.ns);
+    let holder = leases
+        .get("baton-leader")
+        .await
+        .expect("lease")
+        .spec
+        .and_then(|s| s.holder_identity)
+        .expect("holder");
+    let leader_http = w.operator.as_ref().unwrap().http.clone();
+    assert!(
+        leader_http.ends_with(holder.trim_start_matches("baton-")),
+        "leader is the first replica: {holder} vs {leader_http}"
+    );
+    let standby_log = standby.logs();
+    assert!(
+        standby_log.contains("waiting for leadership") && !standby_log.contains("\"leading\""),
+        "{standby_log}"
+    );
+    for line in standby_log.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("JSON log line expected ({e}): {line}"));
+    }
+
+    // Graceful stop of the leader releases the Lease: the standby takes over at once.
+    let stopped = std::time::Instant::now();
+    let leader = w.operator.take().unwrap();
+    let leader_log_path = leader.log.clone();
+    assert!(leader.terminate().success(), "clean exit on SIGTERM");
+    let leader_log = std::fs::read_to_string(leader_log_path).unwrap();
+    assert!(leader_log.contains("lease released"), "{leader_log}");
+    w.operator = Some(standby);
+    let merge = w
+        .fake
+        .merge(&w.gitops, p.status.unwrap().pull_request.unwrap().number)
+        .unwrap();
+    let p = w
+        .wait_phase("api-leader", Phase::Merged, Duration::from_secs(20))
+        .await;
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "handover took {:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(
+        p.status
+            .unwrap()
+            .pull_request
+            .unwrap()
+            .merge_commit
+            .as_deref(),
+        Some(merge.as_str())
+    );
+    assert!(w.operator.as_ref().unwrap().logs().contains("leading"));
+}
+
+#[tokio::test]
+async fn metrics_health_and_no_secrets_in_logs_or_events() {
+    let w = World::new("metrics", &["api"]).await;
+    w.promote("api-metrics", "production", &[("api", "api-v9.6.0")])
+        .await;
+    let p = w.wait_phase("api-metrics", Phase::PrOpened, T).await;
+    let merge = w
+        .fake
+        .merge(&w.gitops, p.status.unwrap().pull_request.unwrap().number)
+        .unwrap();
+    w.wait_phase("api-metrics", Phase::Merged, T).await;
+    w.argo_sync("api-production", &merge, "Healthy").await;
+    w.wait_phase("api-metrics", Phase::Synced, T).await;
+    let http = w.operator.as_ref().unwrap().http.clone();
+    let (code, body) = get(&http, "/metrics").await;
+    assert_eq!(code, 200);
+    for needle in [
+        r#"baton_promotions{environment="production",phase="Synced"} 1"#,
+        r#"baton_phase_transitions_total{environment="production",to="Synced"} 1"#,
+        r#"baton_deployments_total{environment="production",service="api",result="Success"} 1"#,
+        r#"baton_stage_duration_seconds_count{environment="production",stage="Review"} 1"#,
+        r#"baton_lead_time_seconds_count{environment="production"} 1"#,
+        r#"baton_github_requests_total{operation="create_pull",class="2xx"} 1"#,
+        "baton_github_rate_limit_remaining ",
+        "baton_reconcile_duration_seconds_count ",
+    ] {
+        assert!(body.contains(needle), "{needle} missing in:\n{body}");
+    }
+    assert_eq!(get(&http, "/healthz").await.0, 200);
+    assert_eq!(get(&http, "/readyz").await.0, 200);
+    let log = w.operator.as_ref().unwrap().logs();
+    assert!(
+        log.contains("HTTP server listening"),
+        "the log is the real one"
+    );
+    for secret in [
+        baton_testkit::fake_github::TOKEN,
+        baton_integration::WEBHOOK_SECRET,
+    ] {
+        assert!(!log.contains(secret), "secret leaked into the operator log");
+        for e in w.events("api-metrics").await {
+            assert!(!e.contains(secret), "secret leaked into an Event");
+        }
+    }
+}
+
+async fn get(addr: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}

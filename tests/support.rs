@@ -143,6 +143,15 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(cp: &baton_testkit::ControlPlane, ns: &str) -> Operator {
+        Self::start_with(cp, ns, &[])
+    }
+
+    /// Starts `baton run` for namespace `ns` with extra environment variables.
+    pub fn start_with(
+        cp: &baton_testkit::ControlPlane,
+        ns: &str,
+        extra: &[(&str, &str)],
+    ) -> Operator {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("port")
@@ -158,6 +167,11 @@ impl Operator {
             .env("BATON_NAMESPACE", ns)
             .env("BATON_GITHUB_RETRY_BASE_MS", "20")
             .env("RUST_LOG", "info,baton_controller=debug")
+            // One Lease per test namespace; a new identity per process, like a new pod.
+            .env("POD_NAMESPACE", ns)
+            .env("POD_NAME", format!("baton-{port}"))
+            .env("BATON_LEASE_SECONDS", "3")
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(out)
@@ -168,6 +182,14 @@ impl Operator {
             http: format!("127.0.0.1:{port}"),
             log,
         }
+    }
+
+    /// Asks the process to stop (SIGTERM), as Kubernetes does, and waits for it.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("operator exits")
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.

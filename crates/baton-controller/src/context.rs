@@ -29,6 +29,7 @@ pub type AppIndex = HashMap<(String, String), HashSet<ObjectRef<Promotion>>>;
 /// Shared by every reconcile.
 pub struct Context {
     pub client: kube::Client,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub recorder: Recorder,
     pub config: Config,
     github: tokio::sync::Mutex<HashMap<String, Arc<GitHub>>>,
@@ -48,9 +49,15 @@ pub enum ConnectError {
 }
 
 impl Context {
-    pub fn new(client: kube::Client, recorder: Recorder, config: Config) -> Self {
+    pub fn new(
+        client: kube::Client,
+        recorder: Recorder,
+        config: Config,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         Context {
             client,
+            metrics,
             recorder,
             config,
             github: tokio::sync::Mutex::new(HashMap::new()),
@@ -116,7 +123,10 @@ impl Context {
             ),
             other => ConnectError::Transient(other.into()),
         })?;
-        let gh = Arc::new(gh);
+        let metrics = self.metrics.clone();
+        let gh = Arc::new(gh.observed_by(Arc::new(move |op, class, remaining| {
+            metrics.github_request(op.as_str(), class, remaining)
+        })));
         self.github.lock().await.insert(key, gh.clone());
         Ok(gh)
     }

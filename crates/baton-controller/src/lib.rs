@@ -10,6 +10,7 @@ pub mod decide;
 pub mod edit_cmd;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;

@@ -27,12 +27,22 @@ use crate::status::{self, Learned};
 pub const FINALIZER: &str = "baton.dev/pull-request-cleanup";
 
 pub async fn reconcile(p: Arc<Promotion>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(p, &ctx).await;
+    ctx.metrics.reconciled(
+        started.elapsed(),
+        result.as_ref().err().map(Error::category),
+    );
+    result
+}
+
+async fn reconcile_inner(p: Arc<Promotion>, ctx: &Context) -> Result<Requeue, Error> {
     let api: Api<Promotion> =
         Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
     finalizer(&api, FINALIZER, p, |event| async {
         match event {
-            FinalizerEvent::Apply(p) => apply(&p, &ctx).await,
-            FinalizerEvent::Cleanup(p) => cleanup(&p, &ctx).await,
+            FinalizerEvent::Apply(p) => apply(&p, ctx).await,
+            FinalizerEvent::Cleanup(p) => cleanup(&p, ctx).await,
         }
     })
     .await
@@ -124,11 +134,46 @@ async fn apply(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
     if status != before {
         act::persist(ctx, p, &status).await?;
     }
+    if before.phase != status.phase {
+        record_metrics(ctx, p, &obs, &status, now).await;
+    }
     publish_events(ctx, p, &before, &status, &d).await;
     Ok(match d.requeue_after {
         Some(after) => Requeue::requeue(after.min(ctx.config.max_requeue)),
         None => Requeue::await_change(),
     })
+}
+
+async fn record_metrics(
+    ctx: &Context,
+    p: &Promotion,
+    obs: &observe::Observation,
+    status: &PromotionStatus,
+    now: Timestamp,
+) {
+    let Some(phase) = status.phase else { return };
+    // Lead time starts at the source commit; one request, only when a promotion lands.
+    let mut commit_time = None;
+    let repo = RepoRef::parse(&p.spec.source.repository).ok();
+    if let (Phase::Synced, Some(gh), Some(repo)) = (phase, obs.github.as_ref(), repo) {
+        use baton_github::Ancestry;
+        commit_time = match gh.commit_time(&repo, &p.spec.source.commit).await {
+            Ok(t) => t.and_then(|t| t.parse::<Timestamp>().ok()),
+            Err(e) => {
+                tracing::debug!(error = %e, "no source commit time for the lead-time metric");
+                None
+            }
+        };
+    }
+    let services: Vec<String> = p.spec.services.iter().map(|s| s.name.clone()).collect();
+    ctx.metrics.phase_changed(
+        &p.spec.environment,
+        &services,
+        phase,
+        &status.phase_times,
+        now,
+        commit_time,
+    );
 }
 
 /// An Event for every phase change, and a Warning when the reason a promotion is

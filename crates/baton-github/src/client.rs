@@ -38,6 +38,7 @@ pub enum Operation {
     CreateRelease,
     UpdateRelease,
     Compare,
+    GetCommit,
     GetInstallation,
 }
 
@@ -66,6 +67,7 @@ impl Operation {
             Operation::CreateRelease => "create_release",
             Operation::UpdateRelease => "update_release",
             Operation::Compare => "compare",
+            Operation::GetCommit => "get_commit",
             Operation::GetInstallation => "get_installation",
         }
     }
@@ -136,8 +138,12 @@ pub struct Reply {
     pub body: Value,
 }
 
+/// Called after every request with the operation, status class and remaining quota.
+pub type Observer = std::sync::Arc<dyn Fn(Operation, &'static str, Option<i64>) + Send + Sync>;
+
 /// A GitHub connection.
 pub struct GitHub {
+    observer: Option<Observer>,
     pub(crate) crab: Octocrab,
     api: String,
     retry: RetryPolicy,
@@ -150,6 +156,7 @@ impl GitHub {
     /// Wraps an authenticated octocrab client for the API at `api_url`.
     pub fn new(crab: Octocrab, api_url: &str, retry: RetryPolicy) -> Self {
         GitHub {
+            observer: None,
             crab,
             api: api_url.trim_end_matches('/').to_owned(),
             retry,
@@ -160,6 +167,12 @@ impl GitHub {
                 ..Stats::default()
             }),
         }
+    }
+
+    /// Reports every request to `observer` (metrics).
+    pub fn observed_by(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Request counters.
@@ -217,6 +230,7 @@ impl GitHub {
                 Ok(Raw { status, .. }) if status == StatusCode::NOT_MODIFIED => {
                     self.stats.not_modified.fetch_add(1, Ordering::Relaxed);
                     self.stats.record(op, "3xx");
+                    self.notify(op, "3xx", None);
                     return match cached {
                         Some((_, body)) => Ok(Reply {
                             status: StatusCode::OK,
@@ -231,6 +245,7 @@ impl GitHub {
                 Ok(raw) => {
                     self.stats.counted.fetch_add(1, Ordering::Relaxed);
                     self.stats.record(op, class(raw.status));
+                    self.notify(op, class(raw.status), raw.remaining);
                     if let Some(r) = raw.remaining {
                         self.stats.remaining.store(r, Ordering::Relaxed);
                     }
@@ -258,6 +273,7 @@ impl GitHub {
                 }
                 Err(message) => {
                     self.stats.record(op, "error");
+                    self.notify(op, "error", None);
                     if !op.retry_is_safe() {
                         return Err(GitHubError::Transport {
                             operation: op.as_str(),
@@ -286,6 +302,12 @@ impl GitHub {
                 "retrying GitHub request"
             );
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn notify(&self, op: Operation, class: &'static str, remaining: Option<i64>) {
+        if let Some(o) = &self.observer {
+            o(op, class, remaining);
         }
     }
 

@@ -582,4 +582,20 @@ impl Ancestry for GitHub {
         }
         Ok(answer)
     }
+
+    async fn commit_time(&self, repo: &RepoRef, sha: &str) -> Result<Option<String>, GitHubError> {
+        let reply = self
+            .call(
+                Operation::GetCommit,
+                Method::GET,
+                format!("/repos/{}/git/commits/{sha}", repo.path()),
+                None,
+            )
+            .await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let v = reply.ok(Operation::GetCommit)?;
+        Ok(str_at(&v, &["committer", "date"]).map(str::to_owned))
+    }
 }

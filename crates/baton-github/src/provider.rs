@@ -222,4 +222,10 @@ pub trait Ancestry {
         ancestor: &str,
         descendant: &str,
     ) -> impl Future<Output = Result<bool, GitHubError>> + Send;
+    /// The committer date of `sha` (RFC 3339), for lead-time metrics.
+    fn commit_time(
+        &self,
+        repo: &RepoRef,
+        sha: &str,
+    ) -> impl Future<Output = Result<Option<String>, GitHubError>> + Send;
 }

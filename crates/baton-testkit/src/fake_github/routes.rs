@@ -390,6 +390,7 @@ fn repo_route(
                 tree: tree_sha,
                 parents: vec![parent],
                 message,
+                date: String::new(),
             });
             repo.refs.insert(branch, sha.clone());
             reply(
@@ -449,12 +450,25 @@ fn repo_route(
                 tree: tree.clone(),
                 parents: parents.clone(),
                 message: message.clone(),
+                date: String::new(),
             });
             reply(
                 StatusCode::CREATED,
                 json!({ "sha": sha, "tree": { "sha": tree }, "message": message, "parents": parents.iter().map(|p| json!({ "sha": p })).collect::<Vec<_>>() }),
             )
         }
+        ("GET", ["git", "commits", sha]) => match repo.commits.get(*sha) {
+            Some(c) => reply(
+                StatusCode::OK,
+                json!({
+                    "sha": sha, "message": c.message, "tree": { "sha": c.tree },
+                    "parents": c.parents.iter().map(|p| json!({ "sha": p })).collect::<Vec<_>>(),
+                    "author": { "name": "dev", "email": "dev@example.com", "date": c.date },
+                    "committer": { "name": "dev", "email": "dev@example.com", "date": c.date }
+                }),
+            ),
+            None => error(StatusCode::NOT_FOUND, "Not Found"),
+        },
         ("GET", ["git", "ref", "heads", branch @ ..]) => {
             let branch = branch.join("/");
             match repo.refs.get(&branch) {

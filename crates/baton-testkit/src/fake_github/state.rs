@@ -87,6 +87,8 @@ pub struct Commit {
     pub tree: String,
     pub parents: Vec<String>,
     pub message: String,
+    /// Committer date, RFC 3339.
+    pub date: String,
 }
 
 #[derive(Debug, Default)]
@@ -162,6 +164,7 @@ impl State {
             tree: tree_sha,
             parents: vec![],
             message: "initial commit".into(),
+            date: String::new(),
         });
         r.refs.insert(branch.to_owned(), sha.clone());
         self.repos.insert(repo.to_owned(), r);
@@ -190,6 +193,7 @@ impl State {
             tree: tree_sha,
             parents: vec![parent],
             message: message.into(),
+            date: String::new(),
         });
         r.refs.insert(branch.to_owned(), sha.clone());
         sha
@@ -234,6 +238,7 @@ impl State {
             tree: tree_sha,
             parents: vec![base_sha],
             message: format!("{} (#{number})", pull.title),
+            date: String::new(),
         });
         r.refs.insert(pull.base.clone(), sha.clone());
         let p = r.pulls.iter_mut().find(|p| p.number == number)?;
@@ -280,7 +285,10 @@ impl Repo {
         sha
     }
 
-    pub fn put_commit(&mut self, commit: Commit) -> String {
+    pub fn put_commit(&mut self, mut commit: Commit) -> String {
+        if commit.date.is_empty() {
+            commit.date = jiff::Timestamp::now().to_string();
+        }
         let parents = commit.parents.join(",");
         let salt = self.commits.len().to_string();
         let sha = object_id(&["commit", &commit.tree, &parents, &commit.message, &salt]);

@@ -1,0 +1,376 @@
+//! Prometheus metrics. Labels are typed and low-cardinality: environment and service
+//! names (bounded by the Environments and services a team has), phases, stages,
+//! results, GitHub operations and error categories; never free text.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use baton_api::Phase;
+use k8s_openapi::jiff::Timestamp;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum PhaseLabel {
+    Pending,
+    PROpened,
+    Merged,
+    Synced,
+    Failed,
+    Rejected,
+}
+
+impl From<Phase> for PhaseLabel {
+    fn from(p: Phase) -> Self {
+        match p {
+            Phase::Pending => PhaseLabel::Pending,
+            Phase::PrOpened => PhaseLabel::PROpened,
+            Phase::Merged => PhaseLabel::Merged,
+            Phase::Synced => PhaseLabel::Synced,
+            Phase::Failed => PhaseLabel::Failed,
+            Phase::Rejected => PhaseLabel::Rejected,
+        }
+    }
+}
+
+/// The stages between phases users time.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Stage {
+    /// Pending -> PROpened: preparing and opening the PR (including gates and queueing).
+    Open,
+    /// PROpened -> Merged: review time.
+    Review,
+    /// Merged -> Synced: rollout time.
+    Rollout,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EnvLabels {
+    pub environment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub environment: String,
+    pub phase: PhaseLabel,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    pub environment: String,
+    pub to: PhaseLabel,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    pub environment: String,
+    pub stage: Stage,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeploymentLabels {
+    pub environment: String,
+    pub service: String,
+    pub result: Outcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GitHubLabels {
+    pub operation: &'static str,
+    pub class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub category: &'static str,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 1 s .. ~9 days: covers opening a PR (seconds), review (hours) and rollouts.
+    Histogram::new(exponential_buckets(1.0, 3.0, 14))
+}
+
+/// Every metric Baton exports.
+pub struct Metrics {
+    registry: Registry,
+    pub promotions: Family<PhaseLabels, Gauge>,
+    pub transitions: Family<TransitionLabels, Counter>,
+    pub stage_seconds: Family<StageLabels, Histogram, fn() -> Histogram>,
+    pub lead_time_seconds: Family<EnvLabels, Histogram, fn() -> Histogram>,
+    pub deployments: Family<DeploymentLabels, Counter>,
+    pub restore_seconds: Family<EnvLabels, Histogram, fn() -> Histogram>,
+    pub github_requests: Family<GitHubLabels, Counter>,
+    pub github_remaining: Gauge,
+    pub reconcile_seconds: Histogram,
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    last_failure: Mutex<HashMap<(String, String), Timestamp>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("baton");
+        let m = Metrics {
+            promotions: Family::default(),
+            transitions: Family::default(),
+            stage_seconds: Family::new_with_constructor(seconds_histogram),
+            lead_time_seconds: Family::new_with_constructor(seconds_histogram),
+            deployments: Family::default(),
+            restore_seconds: Family::new_with_constructor(seconds_histogram),
+            github_requests: Family::default(),
+            github_remaining: Gauge::default(),
+            reconcile_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            reconcile_errors: Family::default(),
+            last_failure: Mutex::new(HashMap::new()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "promotions",
+            "Promotions currently in each phase",
+            m.promotions.clone(),
+        );
+        registry.register(
+            "phase_transitions",
+            "Phase changes, by target phase",
+            m.transitions.clone(),
+        );
+        registry.register("stage_duration_seconds", "Time from one phase to the next: open (Pending->PROpened), review (PROpened->Merged), rollout (Merged->Synced)", m.stage_seconds.clone());
+        registry.register(
+            "lead_time_seconds",
+            "From the source commit's time to Synced",
+            m.lead_time_seconds.clone(),
+        );
+        registry.register(
+            "deployments",
+            "Finished promotions per service (DORA deployment frequency and change failure rate)",
+            m.deployments.clone(),
+        );
+        registry.register("time_to_restore_seconds", "From a failed promotion to the next Synced one of the same service (DORA time to restore)", m.restore_seconds.clone());
+        registry.register(
+            "github_requests",
+            "GitHub API requests by operation and status class (304s are free)",
+            m.github_requests.clone(),
+        );
+        registry.register(
+            "github_rate_limit_remaining",
+            "x-ratelimit-remaining from the last GitHub response",
+            m.github_remaining.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            m.reconcile_seconds.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles by category",
+            m.reconcile_errors.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Records a phase change of a promotion to `environment` entered at `at`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn phase_changed(
+        &self,
+        environment: &str,
+        services: &[String],
+        to: Phase,
+        entered: &baton_api::promotion::PhaseTimes,
+        at: Timestamp,
+        source_commit_time: Option<Timestamp>,
+    ) {
+        let env = environment.to_owned();
+        self.transitions
+            .get_or_create(&TransitionLabels {
+                environment: env.clone(),
+                to: to.into(),
+            })
+            .inc();
+        let secs = |from: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+            from.map(|t| at.duration_since(t.0).as_secs_f64().max(0.0))
+        };
+        let stage = match to {
+            Phase::PrOpened => Some((Stage::Open, secs(entered.pending.as_ref()))),
+            Phase::Merged => Some((Stage::Review, secs(entered.pr_opened.as_ref()))),
+            Phase::Synced => Some((Stage::Rollout, secs(entered.merged.as_ref()))),
+            _ => None,
+        };
+        if let Some((stage, Some(s))) = stage {
+            self.stage_seconds
+                .get_or_create(&StageLabels {
+                    environment: env.clone(),
+                    stage,
+                })
+                .observe(s);
+        }
+        match to {
+            Phase::Synced => {
+                if let Some(t) = source_commit_time {
+                    self.lead_time_seconds
+                        .get_or_create(&EnvLabels {
+                            environment: env.clone(),
+                        })
+                        .observe(at.duration_since(t).as_secs_f64().max(0.0));
+                }
+                for service in services {
+                    self.deployments
+                        .get_or_create(&DeploymentLabels {
+                            environment: env.clone(),
+                            service: service.clone(),
+                            result: Outcome::Success,
+                        })
+                        .inc();
+                    let failed = self
+                        .last_failure
+                        .lock()
+                        .ok()
+                        .and_then(|mut m| m.remove(&(env.clone(), service.clone())));
+                    if let Some(t) = failed {
+                        self.restore_seconds
+                            .get_or_create(&EnvLabels {
+                                environment: env.clone(),
+                            })
+                            .observe(at.duration_since(t).as_secs_f64().max(0.0));
+                    }
+                }
+            }
+            Phase::Failed => {
+                for service in services {
+                    self.deployments
+                        .get_or_create(&DeploymentLabels {
+                            environment: env.clone(),
+                            service: service.clone(),
+                            result: Outcome::Failure,
+                        })
+                        .inc();
+                    if let Ok(mut m) = self.last_failure.lock() {
+                        m.entry((env.clone(), service.clone())).or_insert(at);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Replaces the per-phase gauge with current counts.
+    pub fn set_phase_counts(&self, counts: &HashMap<(String, Phase), i64>) {
+        self.promotions.clear();
+        for ((env, phase), n) in counts {
+            self.promotions
+                .get_or_create(&PhaseLabels {
+                    environment: env.clone(),
+                    phase: (*phase).into(),
+                })
+                .set(*n);
+        }
+    }
+
+    /// A GitHub request finished.
+    pub fn github_request(
+        &self,
+        operation: &'static str,
+        class: &'static str,
+        remaining: Option<i64>,
+    ) {
+        self.github_requests
+            .get_or_create(&GitHubLabels { operation, class })
+            .inc();
+        if let Some(r) = remaining {
+            self.github_remaining.set(r);
+        }
+    }
+
+    /// A reconcile finished.
+    pub fn reconciled(&self, took: Duration, error: Option<&'static str>) {
+        self.reconcile_seconds.observe(took.as_secs_f64());
+        if let Some(category) = error {
+            self.reconcile_errors
+                .get_or_create(&ErrorLabels { category })
+                .inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_api::promotion::PhaseTimes;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_790_000_000 + s).expect("time")
+    }
+
+    #[test]
+    fn stages_dora_and_restore_are_recorded() {
+        let m = Metrics::new();
+        let times = PhaseTimes {
+            pending: Some(Time(at(0))),
+            pr_opened: Some(Time(at(10))),
+            merged: Some(Time(at(3610))),
+            ..PhaseTimes::default()
+        };
+        let services = vec!["api".to_owned()];
+        m.phase_changed(
+            "production",
+            &services,
+            Phase::Failed,
+            &times,
+            at(4000),
+            None,
+        );
+        m.phase_changed(
+            "production",
+            &services,
+            Phase::Synced,
+            &times,
+            at(4600),
+            Some(at(-600)),
+        );
+        let text = m.encode();
+        assert!(text.contains(r#"baton_deployments_total{environment="production",service="api",result="Failure"} 1"#), "{text}");
+        assert!(text.contains(
+            r#"baton_deployments_total{environment="production",service="api",result="Success"} 1"#
+        ));
+        assert!(text.contains(r#"baton_stage_duration_seconds_sum{environment="production",stage="Rollout"} 990.0"#), "{text}");
+        assert!(
+            text.contains(r#"baton_time_to_restore_seconds_sum{environment="production"} 600.0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"baton_lead_time_seconds_sum{environment="production"} 5200.0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"baton_phase_transitions_total{environment="production",to="Synced"} 1"#
+            )
+        );
+    }
+}
