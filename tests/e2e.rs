@@ -137,7 +137,7 @@ async fn one_service_from_apply_to_deployed_status() {
         .find(|c| c.r#type == c::TYPE_READY)
         .unwrap();
     assert_eq!(ready.reason, c::REASON_SYNCED);
-    let events = w.events("api-v9-1-1-to-production").await;
+    let events = w.wait_event("api-v9-1-1-to-production", "Synced").await;
     for reason in ["PROpened", "Merged", "Synced"] {
         assert!(
             events.iter().any(|e| e.starts_with(reason)),
@@ -412,7 +412,7 @@ async fn missing_file_is_a_clear_condition_and_the_promotion_recovers_when_fixed
     );
     assert!(w.pulls().is_empty(), "no partial PR");
     assert!(w.fake.branches(&w.gitops).len() == 1, "no branch either");
-    let events = w.events("worker-to-production").await;
+    let events = w.wait_event("worker-to-production", "ManifestError").await;
     assert!(
         events
             .iter()
@@ -750,4 +750,181 @@ async fn get(addr: &str, path: &str) -> (u16, String) {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (code, out)
+}
+
+/// `kubectl kustomize config/`, as JSON documents.
+fn rendered_config(w: &World) -> Vec<serde_json::Value> {
+    let dir = baton_testkit::repo_root().join("config");
+    let out =
+        w.cp.run_kubectl(["kustomize", &dir.to_string_lossy()])
+            .unwrap();
+    assert!(out.success, "config/ renders: {}", out.stderr);
+    out.stdout
+        .split("\n---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str::<serde_json::Value>(d).expect("rendered YAML parses"))
+        .collect()
+}
+
+#[tokio::test]
+async fn shipped_config_is_hardened_and_its_least_rbac_runs_the_whole_flow() {
+    let mut w = World::without_operator("rbac", &["api"]).await;
+    let docs = rendered_config(&w);
+    let of = |kind: &str| {
+        docs.iter()
+            .filter(|d| d["kind"] == kind)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let deploy = of("Deployment").remove(0);
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    let pod = &deploy["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let c = &pod["containers"][0];
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert!(
+        c["resources"]["limits"]["memory"].is_string()
+            && c["resources"]["requests"]["cpu"].is_string()
+    );
+    assert_eq!(of("CustomResourceDefinition").len(), 2);
+    assert_eq!(of("ServiceMonitor").len(), 1);
+    assert_eq!(
+        of("ConfigMap")[0]["metadata"]["labels"]["grafana_dashboard"],
+        "1"
+    );
+    for role in of("ClusterRole").iter().chain(of("Role").iter()) {
+        for rule in role["rules"].as_array().unwrap() {
+            for field in ["apiGroups", "resources", "verbs"] {
+                assert!(
+                    !rule[field].as_array().unwrap().iter().any(|v| v == "*"),
+                    "wildcard in {rule}"
+                );
+            }
+        }
+    }
+
+    // Install exactly the shipped RBAC and run the operator as its ServiceAccount.
+    let wanted = [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ];
+    let items: Vec<serde_json::Value> = docs
+        .into_iter()
+        .filter(|d| wanted.contains(&d["kind"].as_str().unwrap_or_default()))
+        .collect();
+    let list = std::env::temp_dir().join(format!("baton-rbac-{}.json", w.ns));
+    std::fs::write(
+        &list,
+        serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items }).to_string(),
+    )
+    .unwrap();
+    let applied =
+        w.cp.run_kubectl([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &list.to_string_lossy(),
+        ])
+        .unwrap();
+    assert!(applied.success, "{}", applied.stderr);
+    let token =
+        w.cp.run_kubectl([
+            "create",
+            "token",
+            "baton",
+            "-n",
+            "baton-system",
+            "--duration=1h",
+        ])
+        .unwrap();
+    assert!(token.success, "{}", token.stderr);
+    let kubeconfig = std::env::temp_dir().join(format!("baton-sa-{}.kubeconfig", w.ns));
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    insecure-skip-tls-verify: true\nusers:\n- name: baton\n  user:\n    token: {}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: baton\ncurrent-context: c\n",
+            w.cp.server(),
+            token.stdout.trim()
+        ),
+    )
+    .unwrap();
+    let denied =
+        w.cp.run_kubectl([
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "auth",
+            "can-i",
+            "list",
+            "secrets",
+            "-n",
+            &w.ns,
+        ])
+        .unwrap();
+    assert_eq!(
+        denied.stdout.trim(),
+        "no",
+        "the operator cannot list Secrets"
+    );
+    let lease_name = format!("baton-leader-{}", w.ns);
+    w.operator = Some(baton_integration::Operator::start_with(
+        w.cp,
+        &w.ns,
+        &[
+            ("KUBECONFIG", &kubeconfig.to_string_lossy()),
+            ("POD_NAMESPACE", "baton-system"),
+            ("BATON_LEASE_NAME", &lease_name),
+        ],
+    ));
+
+    w.promote("api-rbac", "production", &[("api", "api-v9.7.0")])
+        .await;
+    let p = w.wait_phase("api-rbac", Phase::PrOpened, T).await;
+    let merge = w
+        .fake
+        .merge(&w.gitops, p.status.unwrap().pull_request.unwrap().number)
+        .unwrap();
+    w.wait_phase("api-rbac", Phase::Merged, T).await;
+    w.argo_sync("api-production", &merge, "Healthy").await;
+    w.wait_phase("api-rbac", Phase::Synced, T).await;
+    assert_eq!(w.statuses().len(), 1);
+    let events = w.wait_event("api-rbac", "Synced").await;
+    assert!(
+        events.iter().any(|e| e.starts_with("Synced")),
+        "events are allowed too: {events:?}"
+    );
+    let log = w.operator.as_ref().unwrap().logs();
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "RBAC denied something:\n{log}"
+    );
+    // Deleting before merge needs the finalizer update rights as well.
+    w.promote("api-rbac-delete", "production", &[("api", "api-v9.8.0")])
+        .await;
+    w.wait_phase("api-rbac-delete", Phase::PrOpened, T).await;
+    w.promotions()
+        .delete("api-rbac-delete", &Default::default())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while w
+        .promotions()
+        .get_opt("api-rbac-delete")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "finalizer stuck under RBAC"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -221,6 +221,13 @@ impl World {
     /// Namespace, repositories with `services` at version `<svc>-v1.0.0` in staging and
     /// production, the GitHub Secret, the Environments, and a running operator.
     pub async fn new(test: &str, services: &[&str]) -> World {
+        let mut w = Self::without_operator(test, services).await;
+        w.operator = Some(Operator::start(w.cp, &w.ns));
+        w
+    }
+
+    /// The same world, with no operator running yet.
+    pub async fn without_operator(test: &str, services: &[&str]) -> World {
         let cp = baton_testkit::shared().await.expect("control plane starts");
         install_baton_crds(cp);
         let (crd, _) = baton_testkit::argocd_application_crd();
@@ -272,7 +279,6 @@ impl World {
         };
         world.environment("staging", json!({})).await;
         world.environment("production", json!({ "pullRequest": { "labels": ["requires-review"], "checklist": ["All services have been tested in staging"] } })).await;
-        world.operator = Some(Operator::start(cp, &world.ns));
         world
     }
 
@@ -416,6 +422,19 @@ impl World {
                 )
             })
             .collect()
+    }
+
+    /// Waits until an event about `name` starts with `prefix` (events are published
+    /// just after the status write they describe).
+    pub async fn wait_event(&self, name: &str, prefix: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let events = self.events(name).await;
+            if events.iter().any(|e| e.starts_with(prefix)) || Instant::now() > deadline {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Restarts the operator (SIGKILL, then a fresh process).

@@ -20,6 +20,14 @@ fn checked_in_crds_match_the_rust_types() {
         );
         expected_files.push(file);
     }
+    let kustomization = std::fs::read_to_string(dir.join("kustomization.yaml"))
+        .expect("crds/kustomization.yaml; run `make crds`");
+    assert_eq!(
+        kustomization,
+        baton_api::crds_kustomization(),
+        "crds/kustomization.yaml is stale; run `make crds`"
+    );
+    expected_files.push("kustomization.yaml".to_owned());
     let mut present: Vec<String> = std::fs::read_dir(&dir)
         .expect("crds/ exists")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

@@ -398,15 +398,37 @@ impl ControlPlane {
     /// Server-side applies `path` (file or folder) and waits for any CRDs in it to be
     /// established. Safe to call again: server-side apply is idempotent.
     pub fn apply_crds(&self, path: &Path) -> Result<(), ControlPlaneError> {
+        // A folder's kustomization.yaml is not an object: pass the manifests one by one.
+        let files: Vec<PathBuf> = if path.is_dir() {
+            let mut f: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(io(format!("read {}", path.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension().is_some_and(|x| x == "yaml")
+                        && p.file_name().is_some_and(|n| n != "kustomization.yaml")
+                })
+                .collect();
+            f.sort();
+            f
+        } else {
+            vec![path.to_path_buf()]
+        };
+        let mut file_args: Vec<String> = Vec::new();
+        for f in &files {
+            file_args.push("-f".into());
+            file_args.push(f.to_string_lossy().into_owned());
+        }
         let path = path.to_string_lossy();
-        let applied = self.run_kubectl([
+        let mut apply_args: Vec<String> = [
             "apply",
             "--server-side",
             "--force-conflicts",
             "--field-manager=baton-tests",
-            "-f",
-            &path,
-        ])?;
+        ]
+        .map(String::from)
+        .to_vec();
+        apply_args.extend(file_args.iter().cloned());
+        let applied = self.run_kubectl(&apply_args)?;
         if !applied.success {
             return Err(ControlPlaneError::Kube(format!(
                 "kubectl apply {path}: {}",
@@ -416,13 +438,12 @@ impl ControlPlane {
         // `kubectl wait` fails outright while a new CRD has no conditions yet, so retry.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let waited = self.run_kubectl([
-                "wait",
-                "--for=condition=Established",
-                "--timeout=30s",
-                "-f",
-                &path,
-            ])?;
+            let mut wait_args: Vec<String> =
+                ["wait", "--for=condition=Established", "--timeout=30s"]
+                    .map(String::from)
+                    .to_vec();
+            wait_args.extend(file_args.iter().cloned());
+            let waited = self.run_kubectl(&wait_args)?;
             if waited.success {
                 return Ok(());
             }

@@ -11,5 +11,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let body = baton_api::render_crd_yaml(&crd)?;
         std::fs::write(dir.join(format!("{name}.yaml")), body)?;
     }
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        baton_api::crds_kustomization(),
+    )?;
     Ok(())
 }
