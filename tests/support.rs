@@ -266,7 +266,7 @@ impl World {
             .create(&PostParams::default(), &secret)
             .await
             .expect("secret created");
-        let mut world = World {
+        let world = World {
             cp,
             client,
             ns,
