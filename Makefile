@@ -23,6 +23,10 @@ GO_LDFLAGS := -s -w \
 	-X k8s.io/component-base/version.gitMinor=34 \
 	-X k8s.io/component-base/version.gitTreeState=clean
 
+STATIC_TARGET    := x86_64-unknown-linux-gnu
+STATIC_BIN       := target/$(STATIC_TARGET)/release/baton
+
+.PHONY: static
 .PHONY: all build test unit-test crds crds-check fmt fmt-check lint controlplane contract-tools demo bench clean
 
 all: build
@@ -70,6 +74,12 @@ lint:
 demo: controlplane
 	$(CARGO) build --locked -q -p baton-controller -p baton-testkit
 	BATON_BIN=$(CURDIR)/target/debug/baton $(CARGO) run --locked -q -p baton-testkit --bin baton-demo
+
+# The binary the Dockerfile ships: statically linked, checked to run.
+static:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked --target $(STATIC_TARGET) -p baton-controller --bin baton
+	@ldd $(STATIC_BIN) 2>&1 | grep -qE "not a dynamic executable|statically linked" || { echo "$(STATIC_BIN) is not static"; exit 1; }
+	$(STATIC_BIN) --version
 
 bench:
 	$(CARGO) bench --workspace --locked
