@@ -27,7 +27,7 @@ STATIC_TARGET    := x86_64-unknown-linux-gnu
 STATIC_BIN       := target/$(STATIC_TARGET)/release/baton
 
 .PHONY: static
-.PHONY: all build test unit-test crds crds-check fmt fmt-check lint controlplane contract-tools demo bench clean
+.PHONY: all build test unit-test crds crds-check fmt fmt-check lint controlplane contract-tools demo bench bench-edit bench-operator clean
 
 all: build
 
@@ -81,8 +81,15 @@ static:
 	@ldd $(STATIC_BIN) 2>&1 | grep -qE "not a dynamic executable|statically linked" || { echo "$(STATIC_BIN) is not static"; exit 1; }
 	$(STATIC_BIN) --version
 
-bench:
-	$(CARGO) bench --workspace --locked
+bench: bench-edit bench-operator
+
+bench-edit:
+	$(CARGO) bench --locked -p baton-manifest
+
+# The operator under load: N promotions (BATON_BENCH_N, default 50) on the real control plane.
+bench-operator: controlplane
+	$(CARGO) build --release --locked -q -p baton-controller -p baton-testkit
+	BATON_BIN=$(CURDIR)/target/release/baton $(CURDIR)/target/release/baton-bench
 
 clean:
 	$(CARGO) clean

@@ -261,12 +261,7 @@ async fn closed_pr_is_rejected_and_degraded_rollout_fails_with_a_failure_status(
 
     w.promote("web-degraded", "production", &[("web", "web-v6.0.0")])
         .await;
-    let p = w.wait_phase("web-degraded", Phase::PrOpened, T).await;
-    let merge = w
-        .fake
-        .merge(&w.gitops, p.status.unwrap().pull_request.unwrap().number)
-        .unwrap();
-    w.wait_phase("web-degraded", Phase::Merged, T).await;
+    let merge = w.merge_when_open("web-degraded").await;
     w.argo_sync("web-production", &merge, "Degraded").await;
     let p = w.wait_phase("web-degraded", Phase::Failed, T).await;
     let ready = p
@@ -297,30 +292,14 @@ async fn upstream_gate_holds_production_until_staging_runs_the_version() {
     w.promote("api-to-production", "production", &[("api", "api-v9.1.1")])
         .await;
     let p = w
-        .wait_for(
-            "api-to-production",
-            T,
-            |p| {
-                p.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.reason == c::REASON_UPSTREAM_NOT_READY)
-                })
-            },
-            "UpstreamNotReady",
-        )
+        .wait_reason("api-to-production", c::REASON_UPSTREAM_NOT_READY)
         .await;
     assert_eq!(p.status.unwrap().phase, Some(Phase::Pending));
     assert!(w.pulls().is_empty(), "no PR while the gate holds");
 
     w.promote("api-to-staging", "staging", &[("api", "api-v9.1.1")])
         .await;
-    let s = w.wait_phase("api-to-staging", Phase::PrOpened, T).await;
-    let merge = w
-        .fake
-        .merge(&w.gitops, s.status.unwrap().pull_request.unwrap().number)
-        .unwrap();
-    w.wait_phase("api-to-staging", Phase::Merged, T).await;
+    let merge = w.merge_when_open("api-to-staging").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         w.promotions()
@@ -383,18 +362,7 @@ async fn missing_file_is_a_clear_condition_and_the_promotion_recovers_when_fixed
     )
     .await;
     let p = w
-        .wait_for(
-            "worker-to-production",
-            T,
-            |p| {
-                p.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.reason == c::REASON_MANIFEST_ERROR)
-                })
-            },
-            "ManifestError",
-        )
+        .wait_reason("worker-to-production", c::REASON_MANIFEST_ERROR)
         .await;
     let ready = p
         .status
@@ -466,24 +434,7 @@ async fn deleting_before_merge_closes_the_pr_and_its_branch() {
         .await;
     w.wait_phase("api-delete", Phase::PrOpened, T).await;
     let branch = w.pulls()[0].head.clone();
-    w.promotions()
-        .delete("api-delete", &Default::default())
-        .await
-        .expect("delete");
-    let deadline = std::time::Instant::now() + T;
-    while w
-        .promotions()
-        .get_opt("api-delete")
-        .await
-        .unwrap()
-        .is_some()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "finalizer never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    w.delete_and_wait("api-delete").await;
     assert_eq!(w.pulls()[0].state, "closed");
     assert!(
         w.fake.branch_sha(&w.gitops, &branch).is_none(),
@@ -499,19 +450,7 @@ async fn deleting_before_merge_closes_the_pr_and_its_branch() {
         .unwrap();
     w.wait_phase("web-delete", Phase::Merged, T).await;
     let before = w.fake.requests().len();
-    w.promotions()
-        .delete("web-delete", &Default::default())
-        .await
-        .expect("delete");
-    while w
-        .promotions()
-        .get_opt("web-delete")
-        .await
-        .unwrap()
-        .is_some()
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    w.delete_and_wait("web-delete").await;
     let after: Vec<_> = w
         .fake
         .requests()
@@ -693,12 +632,7 @@ async fn metrics_health_and_no_secrets_in_logs_or_events() {
     let w = World::new("metrics", &["api"]).await;
     w.promote("api-metrics", "production", &[("api", "api-v9.6.0")])
         .await;
-    let p = w.wait_phase("api-metrics", Phase::PrOpened, T).await;
-    let merge = w
-        .fake
-        .merge(&w.gitops, p.status.unwrap().pull_request.unwrap().number)
-        .unwrap();
-    w.wait_phase("api-metrics", Phase::Merged, T).await;
+    let merge = w.merge_when_open("api-metrics").await;
     w.argo_sync("api-production", &merge, "Healthy").await;
     w.wait_phase("api-metrics", Phase::Synced, T).await;
     let http = w.operator.as_ref().unwrap().http.clone();
@@ -886,12 +820,7 @@ async fn shipped_config_is_hardened_and_its_least_rbac_runs_the_whole_flow() {
 
     w.promote("api-rbac", "production", &[("api", "api-v9.7.0")])
         .await;
-    let p = w.wait_phase("api-rbac", Phase::PrOpened, T).await;
-    let merge = w
-        .fake
-        .merge(&w.gitops, p.status.unwrap().pull_request.unwrap().number)
-        .unwrap();
-    w.wait_phase("api-rbac", Phase::Merged, T).await;
+    let merge = w.merge_when_open("api-rbac").await;
     w.argo_sync("api-production", &merge, "Healthy").await;
     w.wait_phase("api-rbac", Phase::Synced, T).await;
     assert_eq!(w.statuses().len(), 1);
@@ -909,22 +838,70 @@ async fn shipped_config_is_hardened_and_its_least_rbac_runs_the_whole_flow() {
     w.promote("api-rbac-delete", "production", &[("api", "api-v9.8.0")])
         .await;
     w.wait_phase("api-rbac-delete", Phase::PrOpened, T).await;
-    w.promotions()
-        .delete("api-rbac-delete", &Default::default())
+    w.delete_and_wait("api-rbac-delete").await;
+}
+
+#[tokio::test]
+async fn missing_secret_and_unknown_environment_are_named_and_recover() {
+    let w = World::new("secret", &["api"]).await;
+    w.promote("api-nowhere", "qa", &[("api", "api-v9.9.0")])
+        .await;
+    let p = w
+        .wait_reason("api-nowhere", c::REASON_ENVIRONMENT_NOT_FOUND)
+        .await;
+    let msg = p
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.r#type == c::TYPE_READY)
+        .unwrap()
+        .message;
+    assert!(msg.contains("Environment \"qa\" not found"), "{msg}");
+    w.environment(
+        "qa",
+        serde_json::json!({ "github": { "secretRef": { "name": "qa-token" } } }),
+    )
+    .await;
+    let p = w
+        .wait_reason("api-nowhere", c::REASON_SECRET_NOT_FOUND)
+        .await;
+    let msg = p
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.r#type == c::TYPE_READY)
+        .unwrap()
+        .message;
+    assert!(
+        msg.contains("Secret \"qa-token\"") && msg.contains("not found"),
+        "{msg}"
+    );
+    assert!(
+        w.wait_event("api-nowhere", "SecretNotFound")
+            .await
+            .iter()
+            .any(|e| e.starts_with("SecretNotFound"))
+    );
+    assert!(w.pulls().is_empty());
+    w.fake.push(
+        &w.gitops,
+        "main",
+        &[(
+            "syrf/environments/qa/api/config.yaml",
+            &baton_integration::config_yaml("api", "api-v1.0.0"),
+        )],
+        "qa env",
+    );
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "qa-token" },
+        "stringData": { "token": baton_testkit::fake_github::TOKEN }
+    }))
+    .unwrap();
+    kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(w.client.clone(), &w.ns)
+        .create(&Default::default(), &secret)
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + T;
-    while w
-        .promotions()
-        .get_opt("api-rbac-delete")
-        .await
-        .unwrap()
-        .is_some()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "finalizer stuck under RBAC"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    w.wait_phase("api-nowhere", Phase::PrOpened, T).await;
 }

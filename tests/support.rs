@@ -15,22 +15,12 @@ pub fn install_baton_crds(cp: &ControlPlane) {
 
 /// The status Argo CD writes after syncing `revision` successfully.
 pub fn argocd_synced_status(revision: &str, health: &str) -> serde_json::Value {
-    json!({
-        "sync": { "status": "Synced", "revision": revision,
-                  "comparedTo": {
-                      "source": { "repoURL": "https://github.com/camaradesuk/cluster-gitops", "path": "syrf/api", "targetRevision": "main" },
-                      "destination": { "server": "https://kubernetes.default.svc", "namespace": "syrf-production" } } },
-        "health": { "status": health },
-        "reconciledAt": "2026-11-23T10:00:07Z",
-        "operationState": {
-            "phase": "Succeeded",
-            "message": "successfully synced (all tasks run)",
-            "startedAt": "2026-11-23T10:00:01Z",
-            "finishedAt": "2026-11-23T10:00:05Z",
-            "operation": { "sync": { "revision": revision }, "initiatedBy": { "automated": true } },
-            "syncResult": { "revision": revision, "source": { "repoURL": "https://github.com/camaradesuk/cluster-gitops", "targetRevision": "main" } }
-        }
-    })
+    baton_testkit::argocd::synced_status(
+        "https://github.com/camaradesuk/cluster-gitops",
+        revision,
+        health,
+        "2026-11-23T10:00:05Z",
+    )
 }
 
 /// Installs the Application CRD at `crd`, creates an Application, writes its status
@@ -336,6 +326,43 @@ impl World {
         .await
     }
 
+    /// Deletes `name` and waits until it is gone (its finalizer has run).
+    pub async fn delete_and_wait(&self, name: &str) {
+        self.promotions()
+            .delete(name, &Default::default())
+            .await
+            .expect("delete");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self
+            .promotions()
+            .get_opt(name)
+            .await
+            .expect("get")
+            .is_some()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{name} not gone: finalizer stuck"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until a condition of `name` has `reason`.
+    pub async fn wait_reason(&self, name: &str, reason: &str) -> Promotion {
+        self.wait_for(
+            name,
+            Duration::from_secs(60),
+            |p| {
+                p.status
+                    .as_ref()
+                    .is_some_and(|s| s.conditions.iter().any(|c| c.reason == reason))
+            },
+            reason,
+        )
+        .await
+    }
+
     /// Waits until `pred` holds for `name`.
     pub async fn wait_for(
         &self,
@@ -370,27 +397,32 @@ impl World {
         }
     }
 
+    /// Waits for `name`'s PR, merges it as a reviewer would, waits for Merged, and
+    /// returns the merge commit.
+    pub async fn merge_when_open(&self, name: &str) -> String {
+        let p = self
+            .wait_phase(name, Phase::PrOpened, Duration::from_secs(60))
+            .await;
+        let number = p
+            .status
+            .and_then(|s| s.pull_request)
+            .map(|pr| pr.number)
+            .expect("PR recorded");
+        let merge = self.fake.merge(&self.gitops, number).expect("PR merges");
+        self.wait_phase(name, Phase::Merged, Duration::from_secs(60))
+            .await;
+        merge
+    }
+
     /// Writes an Application's status the way Argo CD does after syncing `revision`.
     pub async fn argo_sync(&self, app: &str, revision: &str, health: &str) {
-        let apps: Api<Application> = Api::namespaced(self.client.clone(), &self.ns);
-        if apps.get_opt(app).await.expect("get app").is_none() {
-            let body = json!({
-                "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": { "name": app },
-                "spec": { "project": "default", "destination": { "server": "https://kubernetes.default.svc", "namespace": "syrf" },
-                          "source": { "repoURL": format!("https://github.com/{}", self.gitops), "path": "syrf", "targetRevision": "main" } }
-            });
-            apps.patch(
-                app,
-                &PatchParams::apply("argocd-application-controller"),
-                &Patch::Apply(&body),
-            )
-            .await
-            .expect("Application created");
-        }
-        apps.patch(
+        baton_testkit::argocd::sync(
+            &self.client,
+            &self.ns,
             app,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": argocd_synced_status(revision, health) })),
+            &format!("https://github.com/{}", self.gitops),
+            revision,
+            health,
         )
         .await
         .expect("Application status written");

@@ -268,44 +268,21 @@ pub fn shared() -> Result<&'static ContractGate, String> {
             let prism = proxy.url().to_owned();
             let violations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             let recorded = violations.clone();
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    let client = hyper_util::client::legacy::Client::builder(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .build_http();
-                    let app = axum::Router::new().fallback(
-                        move |m: http::Method,
-                              u: http::Uri,
-                              h: http::HeaderMap,
-                              b: axum::body::Bytes| {
-                            gate(prism.clone(), recorded.clone(), client.clone(), m, u, h, b)
-                        },
-                    );
-                    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let _ = tx.send(Err(e.to_string()));
-                            return;
-                        }
-                    };
-                    let addr = listener
-                        .local_addr()
-                        .map(|a| a.to_string())
-                        .unwrap_or_default();
-                    let _ = tx.send(Ok(addr));
-                    let _ = axum::serve(listener, app).await;
-                });
-            });
-            let addr = rx.recv().map_err(|e| e.to_string())??;
+            let addr = crate::background::serve_forever(move || {
+                let client = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build_http();
+                axum::Router::new().fallback(
+                    move |m: http::Method,
+                          u: http::Uri,
+                          h: http::HeaderMap,
+                          b: axum::body::Bytes| {
+                        gate(prism.clone(), recorded.clone(), client.clone(), m, u, h, b)
+                    },
+                )
+            })
+            .map_err(|e| e.to_string())?;
             Ok(ContractGate {
                 proxy,
                 url: format!("http://{addr}"),

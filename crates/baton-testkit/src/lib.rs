@@ -1,6 +1,8 @@
 //! Test kit: a real control plane (etcd + kube-apiserver built from Go modules by
 //! `make controlplane`) for Baton's tests and `make demo`.
 
+pub mod argocd;
+pub mod background;
 pub mod contract;
 pub mod controlplane;
 pub mod fake_github;

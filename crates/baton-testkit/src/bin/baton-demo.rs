@@ -197,7 +197,15 @@ async fn drive(cp: &ControlPlane, client: &kube::Client, ns: &str, source_sha: &
                         "Argo CD syncs api-production to {}",
                         &merge[..merge.len().min(8)]
                     ));
-                    argo_sync(client, ns, "api-production", &merge).await?;
+                    baton_testkit::argocd::sync(
+                        client,
+                        ns,
+                        "api-production",
+                        &format!("https://github.com/{GITOPS}"),
+                        &merge,
+                        "Healthy",
+                    )
+                    .await?;
                 }
                 Some(Phase::Synced) => {
                     for s in gh.statuses(SOURCE, source_sha) {
@@ -231,31 +239,4 @@ async fn drive(cp: &ControlPlane, client: &kube::Client, ns: &str, source_sha: &
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Creates the Application and writes its status the way Argo CD does after a sync.
-async fn argo_sync(client: &kube::Client, ns: &str, name: &str, revision: &str) -> Res<()> {
-    let apps: Api<baton_api::Application> = Api::namespaced(client.clone(), ns);
-    let app = json!({
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": { "name": name },
-        "spec": { "project": "default", "destination": { "server": "https://kubernetes.default.svc", "namespace": "syrf-production" },
-                  "source": { "repoURL": format!("https://github.com/{GITOPS}"), "path": "syrf/api", "targetRevision": "main" } }
-    });
-    apps.patch(
-        name,
-        &PatchParams::apply("argocd-application-controller"),
-        &Patch::Apply(&app),
-    )
-    .await?;
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let status = json!({ "status": {
-        "sync": { "status": "Synced", "revision": revision, "comparedTo": { "source": { "repoURL": format!("https://github.com/{GITOPS}"), "path": "syrf/api", "targetRevision": "main" }, "destination": { "server": "https://kubernetes.default.svc", "namespace": "syrf-production" } } },
-        "health": { "status": "Healthy" },
-        "reconciledAt": now,
-        "operationState": { "phase": "Succeeded", "message": "successfully synced (all tasks run)", "startedAt": now, "finishedAt": now,
-                            "operation": { "sync": { "revision": revision } }, "syncResult": { "revision": revision, "source": { "repoURL": format!("https://github.com/{GITOPS}"), "targetRevision": "main" } } }
-    }});
-    apps.patch(name, &PatchParams::default(), &Patch::Merge(&status))
-        .await?;
-    Ok(())
 }

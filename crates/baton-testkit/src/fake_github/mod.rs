@@ -28,34 +28,15 @@ static SHARED: std::sync::OnceLock<FakeGitHub> = std::sync::OnceLock::new();
 /// test's runtime. Tests isolate themselves by using their own repositories.
 pub fn shared() -> &'static FakeGitHub {
     SHARED.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                match FakeGitHub::start().await {
-                    Ok(mut fake) => {
-                        let server = fake.server.take();
-                        let _ = tx.send(Ok(fake));
-                        if let Some(server) = server {
-                            let _ = server.await;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                    }
-                }
-            });
-        });
-        match rx.recv() {
-            Ok(Ok(fake)) => fake,
-            Ok(Err(e)) => panic!("the shared fake GitHub cannot start: {e}"),
-            Err(e) => panic!("the shared fake GitHub thread died: {e}"),
+        let state = Arc::new(Mutex::new(State::new()));
+        let served = state.clone();
+        match crate::background::serve_forever(move || routes::router(served)) {
+            Ok(addr) => FakeGitHub {
+                state,
+                addr,
+                server: None,
+            },
+            Err(e) => panic!("the shared fake GitHub cannot start: {e}"),
         }
     })
 }
