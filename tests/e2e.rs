@@ -22,6 +22,11 @@ fn merge_of(p: &baton_api::Promotion) -> String {
 #[tokio::test]
 async fn one_service_from_apply_to_deployed_status() {
     let w = World::new("happy", &["api"]).await;
+    w.environment(
+        "production",
+        serde_json::json!({ "pullRequest": { "labels": ["requires-review"], "checklist": ["All services have been tested in staging"], "autoMerge": true } }),
+    )
+    .await;
     w.promote(
         "api-v9-1-1-to-production",
         "production",
@@ -40,6 +45,34 @@ async fn one_service_from_apply_to_deployed_status() {
         pr.number > 0 && pr.url.ends_with(&format!("/pull/{}", pr.number)),
         "{pr:?}"
     );
+    assert!(
+        w.pulls()[0].auto_merge,
+        "auto-merge enabled as the Environment asks"
+    );
+    // A reviewer approves: the promotion says so while it waits for the merge.
+    w.fake.review(&w.gitops, pr.number, "octocat", "APPROVED");
+    let approved = w
+        .wait_for(
+            "api-v9-1-1-to-production",
+            T,
+            |p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.pull_request.as_ref())
+                    .and_then(|pr| pr.review_decision.as_deref())
+                    == Some("Approved")
+            },
+            "review Approved",
+        )
+        .await;
+    let ready = approved
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.r#type == c::TYPE_READY)
+        .unwrap();
+    assert!(ready.message.contains("approved"), "{}", ready.message);
 
     let pulls = w.pulls();
     assert_eq!(pulls.len(), 1);

@@ -197,6 +197,9 @@ pub struct PullRequestStatus {
     /// The merge commit on the base branch, once merged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge_commit: Option<String>,
+    /// Reviewers' decision while open: `ReviewRequired`, `Approved` or `ChangesRequested`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_decision: Option<String>,
     /// When Baton observed the merge or close.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_at: Option<Time>,

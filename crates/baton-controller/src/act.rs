@@ -126,6 +126,29 @@ async fn open_pull_request(scene: &Scene<'_>, status: &mut PromotionStatus) -> R
         auto_merge: env.pull_request.auto_merge,
     };
     let pr = gh(scene)?.open_promotion(&change, &prepared.base).await?;
+    if let Some(problem) = &pr.auto_merge_problem {
+        let event = kube::runtime::events::Event {
+            type_: kube::runtime::events::EventType::Warning,
+            reason: "AutoMergeUnavailable".into(),
+            note: Some(naming::truncate(
+                &format!(
+                    "auto-merge could not be enabled on {}: {problem}; the pull request needs a manual merge",
+                    pr.url
+                ),
+                1000,
+            )),
+            action: "OpenPullRequest".into(),
+            secondary: None,
+        };
+        if let Err(e) = scene
+            .ctx
+            .recorder
+            .publish(&event, &kube::Resource::object_ref(p, &()))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot publish event");
+        }
+    }
     status.pull_request = Some(PullRequestStatus {
         number: pr.number,
         url: pr.url,

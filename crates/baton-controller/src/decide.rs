@@ -93,6 +93,8 @@ pub struct Inputs<'a> {
     pub pr_generation: Option<i64>,
     /// The base branch already holds every version (at this commit): no PR is needed.
     pub already_applied: Option<String>,
+    /// Reviewers' decision on the open PR, when polled.
+    pub review: Option<baton_github::ReviewDecision>,
 }
 
 /// Side effects to perform, in order. Each is idempotent on the provider side.
@@ -265,12 +267,23 @@ fn pr_opened(input: &Inputs<'_>) -> Decision {
             "pull request was closed without merging".into(),
             vec![],
         ),
-        Some(PrState::Open) => Decision::wait(
-            Phase::PrOpened,
-            c::REASON_WAITING_FOR_REVIEW,
-            "pull request is open and waiting for review".into(),
-            REVIEW_POLL,
-        ),
+        Some(PrState::Open) => {
+            let message = match input.review {
+                Some(baton_github::ReviewDecision::Approved) => {
+                    "pull request approved; waiting for a reviewer to merge it"
+                }
+                Some(baton_github::ReviewDecision::ChangesRequested) => {
+                    "a reviewer requested changes on the pull request"
+                }
+                _ => "pull request is open and waiting for review",
+            };
+            Decision::wait(
+                Phase::PrOpened,
+                c::REASON_WAITING_FOR_REVIEW,
+                message.into(),
+                REVIEW_POLL,
+            )
+        }
         // Not found: it may be a transient read; look again rather than reopen.
         None => Decision::wait(
             Phase::PrOpened,

@@ -41,6 +41,7 @@ fn inputs(status: &PromotionStatus) -> Inputs<'_> {
         degraded_since: vec![],
         pr_generation: Some(1),
         already_applied: None,
+        review: None,
     }
 }
 
@@ -170,6 +171,19 @@ fn open_pr_waits_for_review() {
         (Phase::PrOpened, c::REASON_WAITING_FOR_REVIEW)
     );
     assert!(d.actions.is_empty());
+}
+
+#[test]
+fn review_decision_is_told_while_waiting() {
+    let s = status(Some(Phase::PrOpened));
+    let mut i = inputs(&s);
+    i.pull_request = Some(PrState::Open);
+    i.review = Some(baton_github::ReviewDecision::ChangesRequested);
+    assert!(decide(&i).message.contains("requested changes"));
+    i.review = Some(baton_github::ReviewDecision::Approved);
+    let d = decide(&i);
+    assert_eq!(d.phase, Phase::PrOpened);
+    assert!(d.message.contains("approved"));
 }
 
 #[test]

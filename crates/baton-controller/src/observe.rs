@@ -43,6 +43,7 @@ pub struct Observation {
     pub found_pr: Option<PullRequest>,
     pub prepared: Option<Prepared>,
     pub already_applied: Option<String>,
+    pub review: Option<baton_github::ReviewDecision>,
     pub apps: Vec<(AppView, ApplicationObservation)>,
     pub github: Option<Arc<GitHub>>,
 }
@@ -140,6 +141,10 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
                     Some(state @ (PrState::Merged { .. } | PrState::Closed)) => Some(state),
                     _ => Some(gh.observe(&repo, pr.number).await?.state),
                 };
+                // Reviews are polled conditionally too: unchanged, they cost nothing.
+                if o.pull_request == Some(PrState::Open) {
+                    o.review = Some(gh.review_decision(&repo, pr.number).await?);
+                }
             }
         }
         Phase::Merged => {

@@ -88,6 +88,7 @@ async fn apply(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         degraded_since,
         pr_generation: before.pull_request.as_ref().and_then(|pr| pr.generation),
         already_applied: obs.already_applied.clone(),
+        review: obs.review,
     };
     let d = decide::decide(&inputs);
 
@@ -120,6 +121,9 @@ async fn apply(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
                 return Err(e);
             }
         }
+    }
+    if let (Some(review), Some(pr)) = (obs.review, status.pull_request.as_mut()) {
+        pr.review_decision = Some(review.as_str().to_owned());
     }
     let merge_commit = match &obs.pull_request {
         Some(PrState::Merged { merge_commit }) => Some(merge_commit.clone()),

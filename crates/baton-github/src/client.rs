@@ -39,6 +39,7 @@ pub enum Operation {
     UpdateRelease,
     Compare,
     GetCommit,
+    ListReviews,
     GetInstallation,
 }
 
@@ -68,6 +69,7 @@ impl Operation {
             Operation::UpdateRelease => "update_release",
             Operation::Compare => "compare",
             Operation::GetCommit => "get_commit",
+            Operation::ListReviews => "list_reviews",
             Operation::GetInstallation => "get_installation",
         }
     }

@@ -71,6 +71,8 @@ fn pull_request(v: &Value) -> Result<PullRequest, GitHubError> {
                     .collect()
             })
             .unwrap_or_default(),
+        node_id: str_at(v, &["node_id"]).map(str::to_owned),
+        auto_merge_problem: None,
     })
 }
 
@@ -183,6 +185,32 @@ impl GitHub {
             .ok(Operation::UpdateRef)?;
         }
         Ok(())
+    }
+
+    /// Enables auto-merge (GraphQL, the only way GitHub offers). A refusal (repository
+    /// settings, branch protection) is returned as text: the PR stays valid without it.
+    async fn enable_auto_merge(&self, node_id: &str) -> Result<Option<String>, GitHubError> {
+        let body = json!({
+            "query": "mutation($id: ID!) { enablePullRequestAutoMerge(input: { pullRequestId: $id, mergeMethod: SQUASH }) { pullRequest { number } } }",
+            "variables": { "pullRequestId": node_id }
+        });
+        let v = self
+            .call(
+                Operation::EnableAutoMerge,
+                Method::POST,
+                "/graphql".into(),
+                Some(body),
+            )
+            .await?
+            .ok(Operation::EnableAutoMerge)?;
+        Ok(v.get("errors")
+            .and_then(Value::as_array)
+            .and_then(|e| e.first())
+            .map(|e| {
+                str_at(e, &["message"])
+                    .unwrap_or("auto-merge refused")
+                    .to_owned()
+            }))
     }
 
     /// Creates `refs/heads/branch` at `sha`; `false` when it already existed.
@@ -330,7 +358,55 @@ impl PullRequests for GitHub {
         }
         let mut labels = pr.labels.clone();
         labels.extend(missing.into_iter().cloned());
-        Ok(PullRequest { labels, ..pr })
+        let auto_merge_problem = match (fresh && change.auto_merge, pr.node_id.as_deref()) {
+            (true, Some(id)) => self.enable_auto_merge(id).await?,
+            (true, None) => Some("GitHub did not return the pull request's node id".into()),
+            _ => None,
+        };
+        Ok(PullRequest {
+            labels,
+            auto_merge_problem,
+            ..pr
+        })
+    }
+
+    async fn review_decision(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+    ) -> Result<ReviewDecision, GitHubError> {
+        let v = self
+            .get_conditional(
+                Operation::ListReviews,
+                &format!("/repos/{}/pulls/{number}/reviews?per_page=100", repo.path()),
+            )
+            .await?
+            .ok(Operation::ListReviews)?;
+        // The latest decisive review of each reviewer counts; comments do not decide.
+        let mut latest: std::collections::BTreeMap<String, String> =
+            std::collections::BTreeMap::new();
+        for r in v.as_array().into_iter().flatten() {
+            let (Some(user), Some(state)) = (str_at(r, &["user", "login"]), str_at(r, &["state"]))
+            else {
+                continue;
+            };
+            match state {
+                "APPROVED" | "CHANGES_REQUESTED" => {
+                    latest.insert(user.to_owned(), state.to_owned());
+                }
+                "DISMISSED" => {
+                    latest.remove(user);
+                }
+                _ => {}
+            }
+        }
+        Ok(if latest.values().any(|s| s == "CHANGES_REQUESTED") {
+            ReviewDecision::ChangesRequested
+        } else if latest.values().any(|s| s == "APPROVED") {
+            ReviewDecision::Approved
+        } else {
+            ReviewDecision::ReviewRequired
+        })
     }
 
     async fn find_by_head(

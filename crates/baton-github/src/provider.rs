@@ -93,6 +93,30 @@ pub struct PullRequest {
     pub head_sha: Option<String>,
     pub state: PrState,
     pub labels: Vec<String>,
+    /// GraphQL node id (for auto-merge).
+    pub node_id: Option<String>,
+    /// Why auto-merge could not be enabled, when it was asked for and refused
+    /// (e.g. the repository does not allow it). The PR itself is fine.
+    pub auto_merge_problem: Option<String>,
+}
+
+/// What reviewers decided so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewDecision {
+    /// No approval yet.
+    ReviewRequired,
+    Approved,
+    ChangesRequested,
+}
+
+impl ReviewDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewDecision::ReviewRequired => "ReviewRequired",
+            ReviewDecision::Approved => "Approved",
+            ReviewDecision::ChangesRequested => "ChangesRequested",
+        }
+    }
 }
 
 /// Commit status states.
@@ -180,6 +204,12 @@ pub trait PullRequests {
         repo: &RepoRef,
         number: u64,
     ) -> impl Future<Output = Result<PullRequest, GitHubError>> + Send;
+    /// The reviewers' decision (latest review per reviewer), by conditional request.
+    fn review_decision(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+    ) -> impl Future<Output = Result<ReviewDecision, GitHubError>> + Send;
     /// Closes an unmerged PR and deletes its branch.
     fn close_and_delete_branch(
         &self,

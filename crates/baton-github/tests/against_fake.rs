@@ -769,3 +769,54 @@ async fn the_contract_gate_refuses_requests_github_would_refuse() {
             .any(|v| v.path.contains("contract_gate"))
     );
 }
+
+#[tokio::test]
+async fn auto_merge_and_review_decisions() {
+    let World {
+        fake,
+        gh,
+        repo,
+        full,
+        ..
+    } = setup("auto_merge_reviews").await;
+    let (mut c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
+    c.auto_merge = true;
+    let pr = gh.open_promotion(&c, &base).await.unwrap();
+    assert_eq!(pr.auto_merge_problem, None);
+    assert!(fake.pulls(&full)[0].auto_merge);
+    assert_eq!(
+        gh.review_decision(&repo, pr.number).await.unwrap(),
+        ReviewDecision::ReviewRequired
+    );
+    fake.review(&full, pr.number, "alice", "COMMENTED");
+    assert_eq!(
+        gh.review_decision(&repo, pr.number).await.unwrap(),
+        ReviewDecision::ReviewRequired
+    );
+    fake.review(&full, pr.number, "alice", "APPROVED");
+    assert_eq!(
+        gh.review_decision(&repo, pr.number).await.unwrap(),
+        ReviewDecision::Approved
+    );
+    let stats = gh.stats();
+    let before = stats.not_modified.load(Ordering::Relaxed);
+    assert_eq!(
+        gh.review_decision(&repo, pr.number).await.unwrap(),
+        ReviewDecision::Approved
+    );
+    assert_eq!(
+        stats.not_modified.load(Ordering::Relaxed),
+        before + 1,
+        "unchanged reviews are a free 304"
+    );
+    fake.review(&full, pr.number, "bob", "CHANGES_REQUESTED");
+    assert_eq!(
+        gh.review_decision(&repo, pr.number).await.unwrap(),
+        ReviewDecision::ChangesRequested
+    );
+    fake.review(&full, pr.number, "bob", "APPROVED");
+    assert_eq!(
+        gh.review_decision(&repo, pr.number).await.unwrap(),
+        ReviewDecision::Approved
+    );
+}

@@ -179,8 +179,10 @@ pub fn request_violations(header: &str) -> Vec<String> {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn gate(
     prism: String,
+    fake: String,
     violations: std::sync::Arc<std::sync::Mutex<Vec<Violation>>>,
     client: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
@@ -193,8 +195,15 @@ async fn gate(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     use http_body_util::BodyExt;
+    // GraphQL is not part of the REST description: it goes straight to the fake, which
+    // checks the one mutation Baton sends.
+    let upstream = if uri.path() == "/graphql" {
+        fake
+    } else {
+        prism
+    };
     let target = format!(
-        "{prism}{}",
+        "{upstream}{}",
         uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
     );
     let mut req = http::Request::builder().method(method.clone()).uri(&target);
@@ -266,6 +275,7 @@ pub fn shared() -> Result<&'static ContractGate, String> {
             let fake = crate::fake_github::shared();
             let proxy = ContractProxy::start(&fake.url()).map_err(|e| e.to_string())?;
             let prism = proxy.url().to_owned();
+            let fake_url = fake.url();
             let violations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             let recorded = violations.clone();
             let addr = crate::background::serve_forever(move || {
@@ -278,7 +288,16 @@ pub fn shared() -> Result<&'static ContractGate, String> {
                           u: http::Uri,
                           h: http::HeaderMap,
                           b: axum::body::Bytes| {
-                        gate(prism.clone(), recorded.clone(), client.clone(), m, u, h, b)
+                        gate(
+                            prism.clone(),
+                            fake_url.clone(),
+                            recorded.clone(),
+                            client.clone(),
+                            m,
+                            u,
+                            h,
+                            b,
+                        )
                     },
                 )
             })

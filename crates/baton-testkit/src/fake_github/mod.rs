@@ -121,6 +121,11 @@ impl FakeGitHub {
         self.lock().merge(repo, number)
     }
 
+    /// Submits a review (`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`) by `user`.
+    pub fn review(&self, repo: &str, number: u64, user: &str, state: &str) {
+        self.lock().review(repo, number, user, state);
+    }
+
     /// Closes PR `number` without merging.
     pub fn close(&self, repo: &str, number: u64) {
         self.lock().close(repo, number);

@@ -279,6 +279,12 @@ fn route(
         );
     }
 
+    if let ["graphql"] = segs.as_slice() {
+        if !matches!(auth, Auth::Token) {
+            return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+        }
+        return graphql(state, &json_body);
+    }
     let ["repos", owner, name, rest @ ..] = segs.as_slice() else {
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
@@ -584,6 +590,7 @@ fn repo_route(
                 reviewers: vec![],
                 team_reviewers: vec![],
                 auto_merge: false,
+                reviews: vec![],
                 version: 1,
             };
             let out = pull_json(&p, full, web, repo);
@@ -626,6 +633,24 @@ fn repo_route(
             p.version += 1;
             let p = p.clone();
             reply(StatusCode::OK, pull_json(&p, full, web, repo))
+        }
+        ("GET", ["pulls", n, "reviews"]) => {
+            let Some(p) = find_pull(repo, n) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let etag = format!(
+                "\"{}\"",
+                object_id(&["reviews", n, &p.reviews.len().to_string()])
+            );
+            if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+                let mut r = reply(StatusCode::NOT_MODIFIED, Value::Null);
+                r.etag = Some(etag);
+                return r;
+            }
+            let list: Vec<Value> = p.reviews.iter().enumerate().map(|(i, (user, state))| json!({ "id": i + 1, "user": { "login": user }, "state": state, "submitted_at": "2026-11-23T10:00:00Z", "body": "" })).collect();
+            let mut r = reply(StatusCode::OK, Value::Array(list));
+            r.etag = Some(etag);
+            r
         }
         ("POST", ["pulls", n, "requested_reviewers"]) => {
             let Some(p) = find_pull_mut(repo, n) else {
@@ -804,6 +829,7 @@ fn pull_json(p: &Pull, full: &str, web: &str, repo: &Repo) -> Value {
     let owner = full.split('/').next().unwrap_or_default();
     json!({
         "number": p.number,
+        "node_id": format!("PR_{}_{}", full.replace('/', "_"), p.number),
         "url": format!("https://api.github.com/repos/{full}/pulls/{}", p.number),
         "html_url": format!("{web}/pull/{}", p.number),
         "state": p.state,
@@ -827,4 +853,46 @@ fn status_json(s: &Status) -> Value {
 
 fn release_json(r: &Release, web: &str) -> Value {
     json!({ "id": r.id, "tag_name": r.tag_name, "name": r.name, "body": r.body, "target_commitish": r.target_commitish, "html_url": format!("{web}/releases/tag/{}", r.tag_name), "draft": false, "prerelease": false })
+}
+
+/// The one GraphQL mutation Baton sends: enabling auto-merge on a pull request.
+fn graphql(state: &mut State, body: &Value) -> Reply {
+    let query = body
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !query.contains("enablePullRequestAutoMerge") {
+        return reply(
+            StatusCode::OK,
+            json!({ "errors": [{ "message": "the fake GitHub only knows enablePullRequestAutoMerge" }] }),
+        );
+    }
+    let id = body
+        .pointer("/variables/pullRequestId")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    for (full, repo) in state.repos.iter_mut() {
+        if let Some(p) = repo
+            .pulls
+            .iter_mut()
+            .find(|p| format!("PR_{}_{}", full.replace('/', "_"), p.number) == id)
+        {
+            if p.state != "open" {
+                return reply(
+                    StatusCode::OK,
+                    json!({ "errors": [{ "message": "Pull request is not open", "type": "UNPROCESSABLE" }] }),
+                );
+            }
+            p.auto_merge = true;
+            p.version += 1;
+            return reply(
+                StatusCode::OK,
+                json!({ "data": { "enablePullRequestAutoMerge": { "pullRequest": { "number": p.number } } } }),
+            );
+        }
+    }
+    reply(
+        StatusCode::OK,
+        json!({ "errors": [{ "message": format!("Could not resolve to a node with the global id of '{id}'"), "type": "NOT_FOUND" }] }),
+    )
 }

@@ -78,6 +78,8 @@ pub struct Pull {
     pub reviewers: Vec<String>,
     pub team_reviewers: Vec<String>,
     pub auto_merge: bool,
+    /// `(reviewer, state)` in submission order: APPROVED, CHANGES_REQUESTED, COMMENTED.
+    pub reviews: Vec<(String, String)>,
     /// Bumped on every change, so ETags change.
     pub version: u64,
 }
@@ -247,6 +249,17 @@ impl State {
         p.merge_commit_sha = Some(sha.clone());
         p.version += 1;
         Some(sha)
+    }
+
+    pub fn review(&mut self, repo: &str, number: u64, user: &str, state: &str) {
+        if let Some(p) = self
+            .repos
+            .get_mut(repo)
+            .and_then(|r| r.pulls.iter_mut().find(|p| p.number == number))
+        {
+            p.reviews.push((user.to_owned(), state.to_owned()));
+            p.version += 1;
+        }
     }
 
     pub fn close(&mut self, repo: &str, number: u64) {
