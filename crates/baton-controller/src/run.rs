@@ -51,6 +51,9 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (the pod name in a cluster).
     #[arg(long, env = "POD_NAME", default_value = "baton")]
     pub identity: String,
+    /// How many promotions are reconciled at once (bounds memory and API load).
+    #[arg(long, env = "BATON_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
     /// Lease duration in seconds: how long a crashed leader blocks a takeover.
     #[arg(long, env = "BATON_LEASE_SECONDS", default_value_t = 15)]
     pub lease_seconds: u64,
@@ -112,7 +115,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         ),
     };
     let (promotions_probe, environments_probe) = (promotions.clone(), environments.clone());
-    let controller = Controller::new(promotions, watcher::Config::default());
+    let controller = Controller::new(promotions, watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency));
     let store = controller.store();
     let (wake, woken) = futures::channel::mpsc::unbounded::<ObjectRef<Promotion>>();
     serve_http(&args, ctx.clone(), store.clone(), health.clone(), wake).await?;

@@ -461,7 +461,7 @@ impl<'a> Working<'a> {
         let docs = tree::parse(&text)
             .map_err(|e| verify(format!("the result does not parse: {}", e.message)))?;
         let mut expected = tree::values(&self.docs);
-        expect(&mut expected, &op)
+        expected_after(&mut expected, &op)
             .ok_or_else(|| verify("internal: the planned location vanished".into()))?;
         let got = tree::values(&docs);
         if got != expected {
@@ -747,7 +747,7 @@ fn desired_fields(k: &KustomizeImage) -> Vec<(String, String)> {
 }
 
 /// The meaning of the document after `op`, or `None` if its location does not exist.
-fn expect(values: &mut [Option<Value>], op: &Op) -> Option<()> {
+fn expected_after(values: &mut [Option<Value>], op: &Op) -> Option<()> {
     match op {
         Op::Replace { at, value } => {
             *values.get_mut(at.doc)?.as_mut()?.at_mut(&at.steps)? = Value::string(value);

@@ -89,7 +89,8 @@ async fn main() -> Res<()> {
         .env("BATON_HTTP_ADDR", "127.0.0.1:0")
         .env("BATON_NAMESPACE", ns)
         .env("POD_NAMESPACE", ns)
-        .env("BATON_MAX_REQUEUE", "1s")
+        // Merges are found by polling (no webhook here); Argo CD changes arrive by watch.
+        .env("BATON_MAX_REQUEUE", "10s")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -116,13 +117,14 @@ async fn main() -> Res<()> {
         async move {
             let deadline = Instant::now() + Duration::from_secs(600);
             loop {
-                let list = api.list(&Default::default()).await?;
-                if list
-                    .items
-                    .iter()
-                    .filter(|p| phase_of(p) == Some(phase))
-                    .count()
-                    == n
+                // The API server may drop a connection under this load: look again.
+                if let Ok(list) = api.list(&Default::default()).await
+                    && list
+                        .items
+                        .iter()
+                        .filter(|p| phase_of(p) == Some(phase))
+                        .count()
+                        == n
                 {
                     return Ok::<_, Box<dyn std::error::Error>>(list.items);
                 }
@@ -176,7 +178,7 @@ async fn main() -> Res<()> {
                 reactions.push(t0.elapsed());
                 break;
             }
-            if t0.elapsed() > Duration::from_secs(30) {
+            if t0.elapsed() > Duration::from_secs(120) {
                 return Err(format!("no status for {name}").into());
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
