@@ -256,10 +256,13 @@ async fn merge_and_close_are_seen_by_polling_and_unchanged_polls_are_free() {
         "304s do not count"
     );
     assert_eq!(stats.not_modified.load(Ordering::Relaxed), 3);
+    // The fake is shared by concurrent tests: count only this test's repository.
     let log = fake.requests();
     assert_eq!(
         log.iter()
-            .filter(|r| r.status == 304 && r.conditional)
+            .filter(|r| r.status == 304
+                && r.conditional
+                && r.path.starts_with(&format!("/repos/{repo_name}/")))
             .count(),
         3
     );
@@ -488,8 +491,12 @@ async fn rate_limits_and_5xx_bursts_end_in_success_without_duplicates() {
         .expect("succeeds after the storm");
     assert_eq!(fake.pulls(repo_name).len(), 1);
     let log = fake.requests();
-    assert_eq!(log.iter().filter(|r| r.status == 429).count(), 2);
-    assert!(log.iter().filter(|r| r.status >= 500).count() >= 5);
+    let mine: Vec<_> = log
+        .iter()
+        .filter(|r| r.path.starts_with(&format!("/repos/{repo_name}/")))
+        .collect();
+    assert_eq!(mine.iter().filter(|r| r.status == 429).count(), 2);
+    assert!(mine.iter().filter(|r| r.status >= 500).count() >= 5);
 
     // A wait longer than the policy allows is handed back to the caller to requeue.
     fake.inject(Fault {
@@ -665,9 +672,16 @@ async fn ancestry_answers_are_cached() {
     assert!(gh.contains(&repo, &first, &later).await.unwrap());
     assert!(!gh.contains(&repo, &later, &first).await.unwrap());
     assert!(gh.contains(&repo, &first, &first).await.unwrap());
-    let before = fake.requests().len();
+    // The fake is shared by concurrent tests: count only this repository's requests.
+    let compares = || {
+        fake.requests()
+            .iter()
+            .filter(|r| r.path.starts_with(&format!("/repos/{repo_name}/compare")))
+            .count()
+    };
+    let before = compares();
     assert!(gh.contains(&repo, &first, &later).await.unwrap());
-    assert_eq!(fake.requests().len(), before, "cached");
+    assert_eq!(compares(), before, "cached");
 }
 
 #[tokio::test]
