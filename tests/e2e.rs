@@ -65,13 +65,7 @@ async fn one_service_from_apply_to_deployed_status() {
             "review Approved",
         )
         .await;
-    let ready = approved
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.r#type == c::TYPE_READY)
-        .unwrap();
+    let ready = baton_integration::ready(&approved);
     assert!(ready.message.contains("approved"), "{}", ready.message);
 
     let pulls = w.pulls();
@@ -277,13 +271,7 @@ async fn closed_pr_is_rejected_and_degraded_rollout_fails_with_a_failure_status(
     w.fake
         .close(&w.gitops, p.status.unwrap().pull_request.unwrap().number);
     let p = w.wait_phase("api-rejected", Phase::Rejected, T).await;
-    let ready = p
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.r#type == c::TYPE_READY)
-        .unwrap();
+    let ready = baton_integration::ready(&p);
     assert_eq!(ready.reason, c::REASON_PR_CLOSED);
     assert!(
         w.events("api-rejected")
@@ -297,13 +285,7 @@ async fn closed_pr_is_rejected_and_degraded_rollout_fails_with_a_failure_status(
     let merge = w.merge_when_open("web-degraded").await;
     w.argo_sync("web-production", &merge, "Degraded").await;
     let p = w.wait_phase("web-degraded", Phase::Failed, T).await;
-    let ready = p
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.r#type == c::TYPE_READY)
-        .unwrap();
+    let ready = baton_integration::ready(&p);
     assert_eq!(ready.reason, c::REASON_DEGRADED);
     let statuses = w.statuses();
     assert_eq!(statuses.len(), 1, "{statuses:?}");
@@ -397,13 +379,7 @@ async fn missing_file_is_a_clear_condition_and_the_promotion_recovers_when_fixed
     let p = w
         .wait_reason("worker-to-production", c::REASON_MANIFEST_ERROR)
         .await;
-    let ready = p
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.r#type == c::TYPE_READY)
-        .unwrap();
+    let ready = baton_integration::ready(&p);
     assert!(
         ready
             .message
@@ -517,14 +493,7 @@ async fn two_promotions_of_one_service_queue_instead_of_racing() {
             "Queued",
         )
         .await;
-    let msg = p
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.r#type == c::TYPE_READY)
-        .unwrap()
-        .message;
+    let msg = baton_integration::ready(&p).message;
     assert!(msg.contains("api-first"), "{msg}");
     assert_eq!(w.pulls().len(), 1, "no competing PR");
     let number = w.pulls()[0].number;
@@ -882,14 +851,7 @@ async fn missing_secret_and_unknown_environment_are_named_and_recover() {
     let p = w
         .wait_reason("api-nowhere", c::REASON_ENVIRONMENT_NOT_FOUND)
         .await;
-    let msg = p
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.r#type == c::TYPE_READY)
-        .unwrap()
-        .message;
+    let msg = baton_integration::ready(&p).message;
     assert!(msg.contains("Environment \"qa\" not found"), "{msg}");
     w.environment(
         "qa",
@@ -899,14 +861,7 @@ async fn missing_secret_and_unknown_environment_are_named_and_recover() {
     let p = w
         .wait_reason("api-nowhere", c::REASON_SECRET_NOT_FOUND)
         .await;
-    let msg = p
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.r#type == c::TYPE_READY)
-        .unwrap()
-        .message;
+    let msg = baton_integration::ready(&p).message;
     assert!(
         msg.contains("Secret \"qa-token\"") && msg.contains("not found"),
         "{msg}"

@@ -478,6 +478,19 @@ impl World {
     }
 }
 
+/// The Ready condition of `p`, which says why a promotion waits or ended.
+pub fn ready(p: &Promotion) -> baton_api::conditions::Condition {
+    p.status
+        .as_ref()
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.r#type == baton_api::conditions::TYPE_READY)
+        })
+        .cloned()
+        .expect("Ready condition")
+}
+
 fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
     match (a, b) {
         (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
