@@ -48,6 +48,27 @@ pub struct ApplicationStatus {
     pub operation_state: Option<OperationState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled_at: Option<String>,
+    /// The resources the Application manages, with their health when Argo CD records it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceStatus>,
+}
+
+/// One entry of `status.resources`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStatus {
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthStatus>,
 }
 
 /// `status.sync`.
@@ -91,6 +112,9 @@ pub struct OperationState {
     pub finished_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_result: Option<SyncResult>,
+    /// How many times Argo CD retried this operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_count: Option<i64>,
 }
 
 /// `status.operationState.syncResult`.

@@ -44,6 +44,8 @@ pub const TYPE_PR_OPENED: &str = "PullRequestOpened";
 pub const TYPE_MERGED: &str = "Merged";
 /// Every Application is Synced and Healthy at the merged revision.
 pub const TYPE_SYNCED: &str = "Synced";
+/// A commit status or release GitHub refused for good (the deployment itself is recorded).
+pub const TYPE_NOTIFICATION_FAILED: &str = "NotificationFailed";
 /// The upstream environment runs these versions (only with `Environment.spec.upstream`).
 pub const TYPE_UPSTREAM_READY: &str = "UpstreamReady";
 
@@ -65,6 +67,23 @@ pub const REASON_MANIFEST_ERROR: &str = "ManifestError";
 pub const REASON_SPEC_CHANGED: &str = "SpecChangedAfterPullRequest";
 pub const REASON_SUPERSEDED: &str = "Superseded";
 pub const REASON_QUEUED: &str = "Queued";
+pub const REASON_SOURCE_NOT_ALLOWED: &str = "SourceRepositoryNotAllowed";
+pub const REASON_SYNC_FAILED: &str = "SyncFailed";
+pub const REASON_NOTIFICATION_FAILED: &str = "NotificationFailed";
+pub const REASON_NOTIFICATIONS_DELIVERED: &str = "NotificationsDelivered";
+
+/// Every reason that means "something is in the way": shown with a Warning Event when it
+/// first appears (or its message changes).
+pub const PROBLEM_REASONS: &[&str] = &[
+    REASON_ENVIRONMENT_NOT_FOUND,
+    REASON_SECRET_NOT_FOUND,
+    REASON_INVALID_SPEC,
+    REASON_MANIFEST_ERROR,
+    REASON_SOURCE_NOT_ALLOWED,
+    REASON_UPSTREAM_NOT_READY,
+    REASON_QUEUED,
+    REASON_APPLICATION_MISSING,
+];
 
 /// Sets `new` in `conditions`, keeping `last_transition_time` when the status did not change.
 pub fn set_condition(conditions: &mut Vec<Condition>, new: Condition) {

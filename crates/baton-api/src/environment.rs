@@ -57,6 +57,15 @@ pub struct EnvironmentSpec {
     pub notifications: NotificationPolicy,
     /// GitHub connection.
     pub github: GitHubConnection,
+    /// Source repositories Promotions here may post commit statuses and releases to
+    /// (`owner/name` or `owner/*`). Empty allows any repository the GitHub credentials
+    /// reach; set it so a Promotion cannot make Baton write to a repository it should not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 100),
+        inner(regex(pattern = r"^[A-Za-z0-9_.-]+/([A-Za-z0-9_.-]+|\*)$"))
+    )]
+    pub source_repositories: Vec<String>,
     /// How long after the merge the Applications may take to be Synced and Healthy (`30m`, `1h`).
     #[serde(default = "default_sync_timeout")]
     #[schemars(regex(pattern = r"^([0-9]+(s|m|h))+$"))]

@@ -175,6 +175,14 @@ pub struct PromotionStatus {
     /// Notifications already delivered, so restarts never post twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationRecord>,
+    /// The GitOps commit the change was computed from (the base branch's head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_commit: Option<String>,
+    /// Services whose file already held the requested version: the PR leaves them out,
+    /// so Argo CD runs no sync for them and they only need to run a revision that
+    /// contains `baseCommit`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchanged_services: Vec<String>,
 }
 
 /// The promotion pull request as Baton last observed it.
@@ -308,4 +316,8 @@ pub struct NotificationRecord {
     /// When GitHub confirmed it; absent while unconfirmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<Time>,
+    /// GitHub refused it for good (unknown commit, no access): what it said and what to
+    /// fix. Not retried; the deployment itself is recorded all the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }

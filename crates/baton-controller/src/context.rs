@@ -1,19 +1,21 @@
-//! What every reconcile shares: clients, configuration, GitHub connections, and
-//! pull request states reported by webhooks.
+//! What every reconcile shares: clients, configuration, GitHub connections (the only
+//! place the concrete GitHub provider is made), the Promotion cache, and the index of
+//! Applications to the Promotions waiting on them. Every cache here is bounded or
+//! pruned when its Promotion ends.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_api::{Environment, Promotion};
-use baton_github::{Credentials, GitHub, PrState, RepoRef, RetryPolicy};
+use baton_github::{Credentials, GitHub, RepoRef, RetryPolicy};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::decide::Blocker;
 use crate::error::Error;
+use crate::machine::Blocker;
 
 /// Operator settings.
 #[derive(Debug, Clone)]
@@ -29,16 +31,28 @@ pub type AppIndex = HashMap<(String, String), HashSet<ObjectRef<Promotion>>>;
 /// Shared by every reconcile.
 pub struct Context {
     pub client: kube::Client,
+    /// Checked before every write: closed once this replica may no longer lead.
+    pub fence: crate::fence::Fence,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub recorder: Recorder,
     pub config: Config,
-    github: tokio::sync::Mutex<HashMap<String, Arc<GitHub>>>,
-    /// `(owner/name, number)` -> state, from verified webhooks; saves a poll.
-    pub webhook_prs: Mutex<HashMap<(String, u64), PrState>>,
+    /// `namespace/secret` -> (Secret resourceVersion + API URL + repository, connection):
+    /// one connection per Secret, replaced when the Secret changes.
+    github: tokio::sync::Mutex<HashMap<String, (String, Arc<GitHub>)>>,
+    /// Webhook deliveries already handled (`X-GitHub-Delivery`), oldest first, bounded.
+    deliveries: Mutex<(HashSet<String>, VecDeque<String>)>,
     /// Application `(namespace, name)` -> Promotions waiting on it, so an Argo CD
-    /// status change wakes exactly those.
+    /// status change wakes exactly those. Pruned when a Promotion ends.
     pub app_index: Mutex<AppIndex>,
+    /// Consecutive failed reconciles per Promotion, for exponential backoff; an entry
+    /// goes on the next success.
+    failures: Mutex<HashMap<ObjectRef<Promotion>, u32>>,
+    /// The controller's Promotion cache (reads without API calls), once running.
+    store: std::sync::OnceLock<Store<Promotion>>,
 }
+
+/// How many webhook delivery ids are remembered to drop replays.
+pub const MAX_DELIVERIES: usize = 4096;
 
 /// Why a GitHub connection could not be made.
 pub enum ConnectError {
@@ -54,15 +68,99 @@ impl Context {
         recorder: Recorder,
         config: Config,
         metrics: Arc<crate::metrics::Metrics>,
+        fence: crate::fence::Fence,
     ) -> Self {
         Context {
             client,
+            fence,
             metrics,
             recorder,
             config,
             github: tokio::sync::Mutex::new(HashMap::new()),
-            webhook_prs: Mutex::new(HashMap::new()),
+            deliveries: Mutex::new((HashSet::new(), VecDeque::new())),
             app_index: Mutex::new(HashMap::new()),
+            store: std::sync::OnceLock::new(),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a failed reconcile; returns how many in a row.
+    pub fn failed(&self, p: &ObjectRef<Promotion>) -> u32 {
+        let Ok(mut m) = self.failures.lock() else {
+            return 1;
+        };
+        let n = m.entry(p.clone()).or_default();
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// A reconcile succeeded: the backoff starts over.
+    pub fn succeeded(&self, p: &ObjectRef<Promotion>) {
+        if let Ok(mut m) = self.failures.lock() {
+            m.remove(p);
+        }
+    }
+
+    /// Serves Promotion reads from the controller's cache from now on.
+    pub fn use_store(&self, store: Store<Promotion>) {
+        let _ = self.store.set(store);
+    }
+
+    /// Every Promotion in `namespace`, from the cache when there is one.
+    pub async fn promotions(&self, namespace: &str) -> Result<Vec<Arc<Promotion>>, Error> {
+        if let Some(store) = self.store.get() {
+            return Ok(store
+                .state()
+                .into_iter()
+                .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+                .collect());
+        }
+        let api: Api<Promotion> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .map(Arc::new)
+            .collect())
+    }
+
+    /// Whether a webhook delivery is new; replays (same `X-GitHub-Delivery`) are not.
+    pub fn first_delivery(&self, id: &str) -> bool {
+        let Ok(mut seen) = self.deliveries.lock() else {
+            return true;
+        };
+        let (set, order) = &mut *seen;
+        if !set.insert(id.to_owned()) {
+            return false;
+        }
+        order.push_back(id.to_owned());
+        while order.len() > MAX_DELIVERIES {
+            if let Some(old) = order.pop_front() {
+                set.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Forgets everything kept for a Promotion that ended or was deleted.
+    pub fn forget(&self, promotion: &ObjectRef<Promotion>) {
+        if let Ok(mut m) = self.app_index.lock() {
+            m.retain(|_, waiting| {
+                waiting.remove(promotion);
+                !waiting.is_empty()
+            });
+        }
+        self.succeeded(promotion);
+    }
+
+    /// Sizes of the caches, for the boundedness test and metrics.
+    pub async fn cache_sizes(&self) -> CacheSizes {
+        CacheSizes {
+            connections: self.github.lock().await.len(),
+            deliveries: self.deliveries.lock().map(|d| d.1.len()).unwrap_or(0),
+            app_index: self.app_index.lock().map(|m| m.len()).unwrap_or(0),
+            failures: self.failures.lock().map(|m| m.len()).unwrap_or(0),
         }
     }
 
@@ -84,18 +182,20 @@ impl Context {
                 env.metadata.name.as_deref().unwrap_or_default()
             ))));
         };
-        let key = format!(
-            "{namespace}/{secret_name}@{}|{}|{}",
+        let slot = format!("{namespace}/{secret_name}|{}", env.spec.github.api_url);
+        let version = format!(
+            "{}|{}",
             secret
                 .metadata
                 .resource_version
                 .as_deref()
                 .unwrap_or_default(),
-            env.spec.github.api_url,
             env.spec.gitops.repository
         );
-        if let Some(gh) = self.github.lock().await.get(&key) {
-            return Ok(gh.clone());
+        if let Some((v, gh)) = self.github.lock().await.get(&slot) {
+            if *v == version {
+                return Ok(gh.clone());
+            }
         }
         let data = secret
             .data
@@ -127,16 +227,9 @@ impl Context {
         let gh = Arc::new(gh.observed_by(Arc::new(move |op, class, remaining| {
             metrics.github_request(op.as_str(), class, remaining)
         })));
-        self.github.lock().await.insert(key, gh.clone());
+        // The old connection (an older Secret version) is dropped with its caches.
+        self.github.lock().await.insert(slot, (version, gh.clone()));
         Ok(gh)
-    }
-
-    /// A state reported by webhook for this PR, if any.
-    pub fn webhook_state(&self, repo: &str, number: u64) -> Option<PrState> {
-        self.webhook_prs
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&(repo.to_owned(), number)).cloned())
     }
 
     /// Notes that `promotion` waits on the Application `namespace/name`.
@@ -159,9 +252,13 @@ impl Context {
             })
             .unwrap_or_default()
     }
+}
 
-    /// Every GitHub connection made so far (for metrics).
-    pub async fn connections(&self) -> Vec<Arc<GitHub>> {
-        self.github.lock().await.values().cloned().collect()
-    }
+/// How much each cache holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSizes {
+    pub connections: usize,
+    pub deliveries: usize,
+    pub app_index: usize,
+    pub failures: usize,
 }

@@ -11,10 +11,10 @@ pub enum Error {
     Finalizer(String),
     #[error("{0}")]
     Blocked(String),
-    #[error("internal: {0}")]
-    Internal(String),
     #[error("status serialization: {0}")]
     Serialize(#[from] serde_json::Error),
+    #[error("not the leader any more (or the Lease could not be renewed): write refused")]
+    Fenced,
 }
 
 impl Error {
@@ -25,8 +25,8 @@ impl Error {
             Error::GitHub(e) => e.category(),
             Error::Finalizer(_) => "finalizer",
             Error::Blocked(_) => "blocked",
-            Error::Internal(_) => "internal",
             Error::Serialize(_) => "serialize",
+            Error::Fenced => "fenced",
         }
     }
 }

@@ -1,18 +1,35 @@
 //! Baton's promotion controller.
 //!
-//! A reconcile is a named pipeline: [`observe`] (I/O) -> [`decide::decide`] (pure) ->
-//! [`act`] (I/O) -> one status write ([`status::finish`], pure). [`run`] wires the
-//! watches (Promotions, Environments, Argo CD Applications), webhooks and HTTP.
+//! ```text
+//! watch event ─▶ reconcile ─▶ observe ──────────▶ machine::decide ─▶ machine::effects
+//!  (run/)         (pipeline)   (reads K8s+GitHub,   (pure: the          (pure: every
+//!                              returns Seen)        transition table)   argument built)
+//!                                   ┌───────────────────────────────────────┘
+//!                                   ▼
+//!                              act::perform ─▶ machine::next_status ─▶ record::Writer
+//!                              (writes, each   (pure)                  (one status write,
+//!                              recorded ahead,                          precondition on
+//!                              fenced)                                  resourceVersion)
+//! ```
+//!
+//! - [`machine`]: the pure promotion machine (decide, gates, health, plan, effects, next
+//!   status). No client, no clock read, no I/O.
+//! - [`observe`] only reads; [`act`] only performs effects through the provider traits
+//!   of `baton_github` (generic, so any provider passing the conformance suite fits);
+//!   [`record`] owns every status write; [`events`] builds every Event.
+//! - [`context`] holds what reconciles share, and is the one place the concrete GitHub
+//!   provider is constructed; [`fence`] stops writes once leadership is lost.
+//! - [`run`] wires leader election, watches and the HTTP server.
 
 pub mod act;
 pub mod context;
-pub mod decide;
 pub mod edit_cmd;
 pub mod error;
-pub mod health;
+pub mod events;
+pub mod fence;
+pub mod machine;
 pub mod metrics;
 pub mod observe;
-pub mod plan;
 pub mod reconcile;
+pub mod record;
 pub mod run;
-pub mod status;

@@ -1,55 +1,51 @@
-//! Observe: everything a decision needs, read from Kubernetes and GitHub. Problems
-//! the user must fix become [`Blocker`]s (shown as conditions), anything else is an
-//! error that is retried.
+//! Observe: everything a decision needs, read from Kubernetes and GitHub, returned as
+//! [`Seen`] (typed by phase). Only reads: gates and rules live in [`crate::machine`].
+//! Problems the user must fix become [`Blocker`]s (shown as conditions); anything else
+//! is an error that is retried.
 
 use std::sync::Arc;
 
-use baton_api::application::ApplicationStatus;
+use baton_api::application::{ApplicationSpec, ApplicationStatus};
 use baton_api::duration;
-use baton_api::promotion::{ApplicationObservation, Phase, Promotion};
+use baton_api::promotion::{ApplicationObservation, Phase, Promotion, PromotionStatus};
 use baton_api::{Application, Environment};
 use baton_github::pr_body::ServiceChange;
-use baton_github::{
-    Ancestry, BranchHead, FileChange, Files, GitHub, GitHubError, PrState, PullRequest,
-    PullRequests, RepoRef,
-};
+use baton_github::{FileChange, GitHub, GitHubError, PrState, Provider, RepoRef};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use crate::context::{ConnectError, Context};
-use crate::decide::{AppView, Blocker, Policy};
 use crate::error::Error;
-use crate::health::{self, AppState, Reaches};
-use crate::plan::{self, AppRef};
-
-/// A prepared change: the base commit and every file's new content.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub base: BranchHead,
-    pub files: Vec<FileChange>,
-    pub services: Vec<ServiceChange>,
-}
+use crate::machine::gates::{self, UpstreamApp};
+use crate::machine::health::{self, AppState, Need, Reaches};
+use crate::machine::plan::{self, AppRef};
+use crate::machine::{AppSeen, AppView, Blocker, Policy, Prepared, Seen};
 
 /// What one reconcile saw.
-#[derive(Default)]
 pub struct Observation {
     pub env: Option<Environment>,
     pub policy: Option<Policy>,
-    pub blocker: Option<Blocker>,
-    pub pull_request: Option<PrState>,
-    /// A PR found by its head branch (adopted after a restart).
-    pub found_pr: Option<PullRequest>,
-    pub prepared: Option<Prepared>,
-    pub already_applied: Option<String>,
-    pub review: Option<baton_github::ReviewDecision>,
-    pub apps: Vec<(AppView, ApplicationObservation)>,
+    /// The GitHub connection, when one was needed and made.
     pub github: Option<Arc<GitHub>>,
+    pub seen: Seen,
+}
+
+impl Observation {
+    fn seen(seen: Seen) -> Self {
+        Observation {
+            env: None,
+            policy: None,
+            github: None,
+            seen,
+        }
+    }
 }
 
 /// The Environment's policy, or why it is unusable.
-fn policy(env: &Environment) -> Result<Policy, String> {
+pub fn policy(env: &Environment) -> Result<Policy, String> {
     let parse = |field: &str, v: &str| {
         duration::parse(v).map_err(|e| format!("Environment spec.{field}: {e}"))
     };
@@ -65,105 +61,193 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
     let ns = p.namespace().unwrap_or_default();
     let status = p.status.clone().unwrap_or_default();
     let phase = status.phase.unwrap_or_default();
-    let mut o = Observation::default();
     if phase.is_terminal() {
-        return Ok(o);
+        return Ok(Observation::seen(Seen::Nothing));
     }
     let envs: Api<Environment> = Api::namespaced(ctx.client.clone(), &ns);
-    o.env = envs.get_opt(&p.spec.environment).await?;
-    let Some(env) = o.env.clone() else {
-        o.blocker = Some(Blocker::EnvironmentNotFound(format!(
-            "Environment {:?} not found in namespace {ns}: create it or fix spec.environment",
-            p.spec.environment
+    let Some(env) = envs.get_opt(&p.spec.environment).await? else {
+        return Ok(Observation::seen(Seen::Blocked(
+            Blocker::EnvironmentNotFound(format!(
+                "Environment {:?} not found in namespace {ns}: create it or fix spec.environment",
+                p.spec.environment
+            )),
         )));
-        return Ok(o);
     };
-    match policy(&env) {
-        Ok(pol) => o.policy = Some(pol),
-        Err(m) => {
-            o.blocker = Some(Blocker::InvalidSpec(m));
-            return Ok(o);
-        }
-    }
-    let repo = RepoRef::parse(&env.spec.gitops.repository)?;
-
+    let pol = match policy(&env) {
+        Ok(pol) => pol,
+        Err(m) => return Ok(Observation::seen(Seen::Blocked(Blocker::InvalidSpec(m)))),
+    };
+    let mut o = Observation {
+        env: Some(env.clone()),
+        policy: Some(pol),
+        github: None,
+        seen: Seen::Nothing,
+    };
     if phase == Phase::Pending {
-        if let Some(b) = queue_blocker(p, ctx, &ns).await? {
-            o.blocker = Some(b);
-            return Ok(o);
-        }
-        if let Some(b) = upstream_blocker(p, ctx, &ns, &env).await? {
-            o.blocker = Some(b);
+        if let Some(b) = pending_gates(p, ctx, &ns, &env).await? {
+            o.seen = Seen::Blocked(b);
             return Ok(o);
         }
     }
     let gh = match ctx.github_for(&ns, &env).await {
         Ok(gh) => gh,
-        Err(ConnectError::Blocked(b)) if phase == Phase::Pending => {
-            o.blocker = Some(b);
+        Err(ConnectError::Blocked(b)) => {
+            o.seen = Seen::Blocked(b);
             return Ok(o);
         }
-        Err(ConnectError::Blocked(b)) => return Err(Error::Blocked(b.message().to_owned())),
         Err(ConnectError::Transient(e)) => return Err(e),
     };
     o.github = Some(gh.clone());
-
-    match phase {
-        Phase::Pending => {
-            // A PR number of 0 means an earlier attempt may have opened it: look it up.
-            let branch = status.pull_request.as_ref().map(|pr| pr.branch.clone());
-            let found = match branch {
-                Some(b) => gh.find_by_head(&repo, &b).await?,
-                None => None,
-            };
-            if let Some(found) = found {
-                o.pull_request = Some(found.state.clone());
-                o.found_pr = Some(found);
-                return Ok(o);
-            }
-            let files = match plan::files(&p.spec, &p.spec.environment, &env.spec) {
-                Ok(f) => f,
-                Err(m) => {
-                    o.blocker = Some(Blocker::InvalidSpec(m));
-                    return Ok(o);
-                }
-            };
-            match prepare(&gh, &repo, &env.spec.gitops.branch, &files, p).await {
-                Ok(prep) if prep.files.is_empty() => o.already_applied = Some(prep.base.sha),
-                Ok(prep) => o.prepared = Some(prep),
-                Err(PrepareError::Blocked(m)) => o.blocker = Some(Blocker::Manifest(m)),
-                Err(PrepareError::GitHub(e)) => return Err(e.into()),
-            }
-        }
-        Phase::PrOpened => {
-            if let Some(pr) = status.pull_request.as_ref().filter(|pr| pr.number > 0) {
-                o.pull_request = match ctx.webhook_state(&repo.path(), pr.number) {
-                    Some(state @ (PrState::Merged { .. } | PrState::Closed)) => Some(state),
-                    _ => Some(gh.observe(&repo, pr.number).await?.state),
-                };
-                // Reviews are polled conditionally too: unchanged, they cost nothing.
-                if o.pull_request == Some(PrState::Open) {
-                    o.review = Some(gh.review_decision(&repo, pr.number).await?);
-                }
-            }
-        }
-        Phase::Merged => {
-            let merge = status
-                .pull_request
-                .as_ref()
-                .and_then(|pr| pr.merge_commit.clone())
-                .unwrap_or_default();
-            let refs = plan::applications(&p.spec.services, &p.spec.environment, &env.spec);
-            for app in refs {
-                ctx.watch_application(&app.namespace, &app.name, ObjectRef::from_obj(p));
-                o.apps.push(
-                    observe_app(ctx, &gh, &repo, &app, &merge, &status.applications, now).await?,
-                );
-            }
-        }
-        _ => {}
-    }
+    let repo = RepoRef::parse(&env.spec.gitops.repository)?;
+    o.seen = match phase {
+        Phase::Pending => pending(p, &*gh, &repo, &env, &status).await?,
+        Phase::PrOpened => pr_opened(&*gh, &repo, &status).await?,
+        Phase::Merged => merged(p, ctx, &*gh, &env, &status, now).await?,
+        _ => Seen::Nothing,
+    };
     Ok(o)
+}
+
+/// Source repositories, the queue and the upstream gate, in that order.
+async fn pending_gates(
+    p: &Promotion,
+    ctx: &Context,
+    ns: &str,
+    env: &Environment,
+) -> Result<Option<Blocker>, Error> {
+    if !gates::source_allowed(&env.spec.source_repositories, &p.spec.source.repository) {
+        return Ok(Some(Blocker::SourceNotAllowed(format!(
+            "source repository {} is not in Environment {:?} spec.sourceRepositories ({}): Baton will not post statuses or releases there; add it to the list or fix spec.source.repository",
+            p.spec.source.repository,
+            p.spec.environment,
+            env.spec.source_repositories.join(", ")
+        ))));
+    }
+    let promotions = ctx.promotions(ns).await?;
+    let all: Vec<&Promotion> = promotions.iter().map(AsRef::as_ref).collect();
+    if let Some(b) = gates::queue(p, &all) {
+        return Ok(Some(b));
+    }
+    let Some(upstream) = env.spec.upstream.as_deref() else {
+        return Ok(None);
+    };
+    let envs: Api<Environment> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(up_env) = envs.get_opt(upstream).await? else {
+        return Ok(Some(Blocker::UpstreamNotReady(format!(
+            "upstream Environment {upstream:?} not found in namespace {ns}"
+        ))));
+    };
+    let mut apps = Vec::new();
+    for app in plan::applications(&p.spec.services, upstream, &up_env.spec) {
+        ctx.watch_application(&app.namespace, &app.name, ObjectRef::from_obj(p));
+        let api: Api<Application> = Api::namespaced(ctx.client.clone(), &app.namespace);
+        let healthy = api
+            .get_opt(&app.name)
+            .await?
+            .and_then(|a| a.status)
+            .is_some_and(|s| {
+                s.sync.as_ref().is_some_and(|x| x.status == "Synced")
+                    && s.health.as_ref().is_some_and(|h| h.status == "Healthy")
+            });
+        apps.push(UpstreamApp {
+            service: app.service,
+            name: app.name,
+            healthy,
+        });
+    }
+    Ok(gates::upstream(p, upstream, &all, &apps))
+}
+
+/// Pending: this Promotion's PR if an earlier attempt opened it, else the prepared change.
+async fn pending<G: Provider>(
+    p: &Promotion,
+    gh: &G,
+    repo: &RepoRef,
+    env: &Environment,
+    status: &PromotionStatus,
+) -> Result<Seen, Error> {
+    // A PR number of 0 means an earlier attempt may have opened it: look it up, and
+    // adopt it only if its marker names this very object.
+    if let Some(pr) = status
+        .pull_request
+        .as_ref()
+        .filter(|pr| !pr.branch.is_empty())
+    {
+        let uid = p.metadata.uid.as_deref().unwrap_or_default();
+        if let Some(found) = gh.find_by_head(repo, &pr.branch, uid).await? {
+            return Ok(Seen::Adopted(found));
+        }
+    }
+    let files = match plan::files(&p.spec, &p.spec.environment, &env.spec) {
+        Ok(f) => f,
+        Err(m) => return Ok(Seen::Blocked(Blocker::InvalidSpec(m))),
+    };
+    Ok(
+        match prepare(gh, repo, &env.spec.gitops.branch, &files, p).await {
+            Ok(prep) if prep.files.is_empty() => Seen::AlreadyApplied {
+                commit: prep.base.sha,
+            },
+            Ok(prep) => Seen::Prepared(prep),
+            Err(PrepareError::Blocked(m)) => Seen::Blocked(Blocker::Manifest(m)),
+            Err(PrepareError::GitHub(e)) => return Err(e.into()),
+        },
+    )
+}
+
+/// PROpened: the PR's state (a verified webhook's Merged/Closed is confirmed with a
+/// conditional GET before it counts) and, while open, the reviews.
+async fn pr_opened<G: Provider>(
+    gh: &G,
+    repo: &RepoRef,
+    status: &PromotionStatus,
+) -> Result<Seen, Error> {
+    let Some(pr) = status.pull_request.as_ref().filter(|pr| pr.number > 0) else {
+        return Ok(Seen::PullRequest {
+            state: None,
+            review: None,
+        });
+    };
+    // Always a conditional GET (free when unchanged): a webhook only wakes the
+    // reconcile, it never moves the phase by itself.
+    let state = gh.observe(repo, pr.number).await?.state;
+    let review = match state {
+        // Reviews are polled conditionally too: unchanged, they cost nothing.
+        PrState::Open => Some(gh.review_decision(repo, pr.number).await?),
+        _ => None,
+    };
+    Ok(Seen::PullRequest {
+        state: Some(state),
+        review,
+    })
+}
+
+/// Merged: every Application, against what its service needs.
+async fn merged<G: Provider>(
+    p: &Promotion,
+    ctx: &Context,
+    gh: &G,
+    env: &Environment,
+    status: &PromotionStatus,
+    now: Timestamp,
+) -> Result<Seen, Error> {
+    let merge = status
+        .pull_request
+        .as_ref()
+        .and_then(|pr| pr.merge_commit.clone())
+        .unwrap_or_default();
+    let base = status.base_commit.clone().unwrap_or_default();
+    let repo = RepoRef::parse(&env.spec.gitops.repository)?;
+    let mut apps = Vec::new();
+    for app in plan::applications(&p.spec.services, &p.spec.environment, &env.spec) {
+        ctx.watch_application(&app.namespace, &app.name, ObjectRef::from_obj(p));
+        let need = if status.unchanged_services.contains(&app.service) && !base.is_empty() {
+            Need::Unchanged { commit: &base }
+        } else {
+            Need::Changed { merge: &merge }
+        };
+        apps.push(observe_app(ctx, gh, &repo, &app, need, &status.applications, now).await?);
+    }
+    Ok(Seen::Applications(apps))
 }
 
 enum PrepareError {
@@ -179,8 +263,8 @@ impl From<GitHubError> for PrepareError {
 
 /// Reads the files at the head of the base branch and applies every edit. Files
 /// already holding the new versions are left out.
-async fn prepare(
-    gh: &GitHub,
+async fn prepare<G: Provider>(
+    gh: &G,
     repo: &RepoRef,
     branch: &str,
     files: &[plan::FilePlan],
@@ -240,75 +324,132 @@ async fn prepare(
     })
 }
 
-async fn observe_app(
+async fn observe_app<G: Provider>(
     ctx: &Context,
-    gh: &GitHub,
+    gh: &G,
     repo: &RepoRef,
     app: &AppRef,
-    merge: &str,
+    need: Need<'_>,
     previous: &[ApplicationObservation],
     now: Timestamp,
-) -> Result<(AppView, ApplicationObservation), Error> {
+) -> Result<AppSeen, Error> {
     let api: Api<Application> = Api::namespaced(ctx.client.clone(), &app.namespace);
     let found = api.get_opt(&app.name).await?;
-    let mut obs = ApplicationObservation {
+    let before = previous.iter().find(|o| o.service == app.service);
+    let mut record = ApplicationObservation {
         service: app.service.clone(),
         namespace: app.namespace.clone(),
         name: app.name.clone(),
-        observed_at: Some(Time(now)),
         ..ApplicationObservation::default()
     };
+    let view = |state| AppView {
+        service: app.service.clone(),
+        state,
+    };
     let Some(found) = found else {
-        return Ok((
-            AppView {
-                service: app.service.clone(),
-                state: AppState::Missing,
-            },
-            obs,
-        ));
+        record.observed_at = stamp(before, &record, now);
+        return Ok(AppSeen {
+            view: view(AppState::Missing),
+            record,
+        });
     };
     let status = found.status.clone().unwrap_or_default();
-    let reaches = reaches(gh, repo, merge, &status).await?;
-    let state = if merge.is_empty() {
+    let target = need.commit();
+    let mut state = if target.is_empty() {
         AppState::NotAtTarget {
             detail: "merge commit unknown".into(),
         }
     } else {
-        health::interpret(Some(&status), merge, &reaches)
+        let reaches = reaches(gh, repo, target, &found.spec, &status).await?;
+        health::interpret(
+            Some(&found.spec),
+            Some(&status),
+            &repo.path(),
+            need,
+            &reaches,
+        )
     };
-    obs.sync_status = status.sync.as_ref().map(|s| s.status.clone());
-    obs.health_status = status.health.as_ref().map(|h| h.status.clone());
-    obs.revision = status.synced_revisions().first().map(|r| (*r).to_owned());
-    obs.generation = found.metadata.generation;
-    obs.at_target = matches!(
+    if let AppState::Degraded { message } = &mut state {
+        if message.is_empty() {
+            *message = degraded_cause(ctx, &status).await;
+        }
+    }
+    record.sync_status = status.sync.as_ref().map(|s| s.status.clone());
+    record.health_status = status.health.as_ref().map(|h| h.status.clone());
+    record.revision = status.synced_revisions().first().map(|r| (*r).to_owned());
+    record.generation = found.metadata.generation;
+    record.at_target = matches!(
         state,
         AppState::Ready { .. } | AppState::Degraded { .. } | AppState::Progressing { .. }
     );
     if matches!(state, AppState::Degraded { .. }) {
-        let since = previous
-            .iter()
-            .find(|o| o.service == app.service)
-            .and_then(|o| o.degraded_since.clone());
-        obs.degraded_since = Some(since.unwrap_or(Time(now)));
+        let since = before.and_then(|o| o.degraded_since.clone());
+        record.degraded_since = Some(since.unwrap_or(Time(now)));
     }
-    Ok((
-        AppView {
-            service: app.service.clone(),
-            state,
-        },
-        obs,
-    ))
+    record.observed_at = stamp(before, &record, now);
+    Ok(AppSeen {
+        view: view(state),
+        record,
+    })
+}
+
+/// The observation time moves only when something else changed, so an unchanged
+/// Application does not cost a status write on every look.
+fn stamp(
+    before: Option<&ApplicationObservation>,
+    record: &ApplicationObservation,
+    now: Timestamp,
+) -> Option<Time> {
+    match before {
+        Some(b)
+            if ApplicationObservation {
+                observed_at: None,
+                ..b.clone()
+            } == *record =>
+        {
+            b.observed_at.clone()
+        }
+        _ => Some(Time(now)),
+    }
+}
+
+/// Why an Application is Degraded when Argo CD does not say (v3 leaves
+/// `status.health.message` empty): the `Progressing` or `Available` condition of a
+/// Deployment it manages, e.g. `ReplicaSet "api-7758d486d8" has timed out progressing.`
+async fn degraded_cause(ctx: &Context, status: &ApplicationStatus) -> String {
+    for r in status
+        .resources
+        .iter()
+        .filter(|r| r.kind == "Deployment" && r.group == "apps")
+    {
+        let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &r.namespace);
+        let Ok(Some(d)) = api.get_opt(&r.name).await else {
+            continue;
+        };
+        let conditions = d.status.and_then(|s| s.conditions).unwrap_or_default();
+        if let Some(c) = conditions
+            .iter()
+            .filter(|c| c.status == "False")
+            .find(|c| c.type_ == "Progressing" || c.type_ == "Available")
+        {
+            let message = c.message.clone().unwrap_or_default();
+            return format!("Deployment {}: {message}", r.name);
+        }
+    }
+    String::new()
 }
 
 /// Ancestry answers for every revision the Application reports.
-async fn reaches(
-    gh: &GitHub,
+async fn reaches<G: Provider>(
+    gh: &G,
     repo: &RepoRef,
-    merge: &str,
+    target: &str,
+    spec: &ApplicationSpec,
     status: &ApplicationStatus,
 ) -> Result<Reaches, Error> {
-    let mut revisions: Vec<String> = status
-        .synced_revisions()
+    let gitops = repo.path();
+    let synced = status.synced_revisions();
+    let mut revisions: Vec<String> = health::gitops_revisions(Some(spec), &synced, &gitops)
         .into_iter()
         .map(str::to_owned)
         .collect();
@@ -317,21 +458,24 @@ async fn reaches(
         .as_ref()
         .and_then(|o| o.sync_result.as_ref())
     {
-        revisions.extend(r.revision.iter().cloned());
-        revisions.extend(r.revisions.iter().cloned());
+        let op: Vec<&str> = if r.revisions.is_empty() {
+            r.revision.iter().map(String::as_str).collect()
+        } else {
+            r.revisions.iter().map(String::as_str).collect()
+        };
+        revisions.extend(
+            health::gitops_revisions(Some(spec), &op, &gitops)
+                .into_iter()
+                .map(str::to_owned),
+        );
     }
     let mut out = Reaches::new();
     for rev in revisions {
-        // Only full SHAs can be compared; anything else (a Helm chart version) is no proof.
-        if merge.is_empty()
-            || rev == merge
-            || rev.len() != 40
-            || !rev.chars().all(|c| c.is_ascii_hexdigit())
-            || out.contains_key(&rev)
-        {
+        // Only full SHAs are compared; a chart version never reaches the compare API.
+        if rev == target || !health::is_sha(&rev) || out.contains_key(&rev) {
             continue;
         }
-        let answer = match gh.contains(repo, merge, &rev).await {
+        let answer = match gh.contains(repo, target, &rev).await {
             Ok(a) => a,
             Err(e) if e.status() == Some(404) => false,
             Err(e) => return Err(e.into()),
@@ -339,127 +483,4 @@ async fn reaches(
         out.insert(rev, answer);
     }
     Ok(out)
-}
-
-/// Two Promotions never race on one environment and service: they queue in creation
-/// order. The older one holds the lane until it reaches a terminal phase (or is deleted).
-async fn queue_blocker(p: &Promotion, ctx: &Context, ns: &str) -> Result<Option<Blocker>, Error> {
-    let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), ns);
-    let all = api.list(&Default::default()).await?;
-    let key = |q: &Promotion| {
-        (
-            q.metadata.creation_timestamp.clone().map(|t| t.0),
-            q.name_any(),
-        )
-    };
-    let mine = key(p);
-    let services: Vec<&str> = p.spec.services.iter().map(|s| s.name.as_str()).collect();
-    let ahead = all
-        .items
-        .iter()
-        .filter(|q| q.name_any() != p.name_any() && q.spec.environment == p.spec.environment)
-        .filter(|q| q.metadata.deletion_timestamp.is_none())
-        .filter(|q| {
-            !q.status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .unwrap_or_default()
-                .is_terminal()
-        })
-        .filter(|q| key(q) < mine)
-        .find_map(|q| {
-            q.spec
-                .services
-                .iter()
-                .find(|s| services.contains(&s.name.as_str()))
-                .map(|s| (q, s.name.clone()))
-        });
-    Ok(ahead.map(|(q, service)| {
-        Blocker::Queued(format!(
-            "waiting for Promotion {:?} ({}), which also promotes {service} to {}; promotions to the same environment and service run one at a time, oldest first",
-            q.name_any(),
-            q.status.as_ref().and_then(|s| s.phase).unwrap_or_default(),
-            p.spec.environment
-        ))
-    }))
-}
-
-/// With `spec.upstream`, every version must already run, Synced and Healthy, in the
-/// upstream environment: its most recent Synced Promotion of the service carried this
-/// version, and the service's upstream Application is Synced and Healthy now.
-async fn upstream_blocker(
-    p: &Promotion,
-    ctx: &Context,
-    ns: &str,
-    env: &Environment,
-) -> Result<Option<Blocker>, Error> {
-    let Some(upstream) = env.spec.upstream.as_deref() else {
-        return Ok(None);
-    };
-    let envs: Api<Environment> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(up_env) = envs.get_opt(upstream).await? else {
-        return Ok(Some(Blocker::UpstreamNotReady(format!(
-            "upstream Environment {upstream:?} not found in namespace {ns}"
-        ))));
-    };
-    let promos: Api<Promotion> = Api::namespaced(ctx.client.clone(), ns);
-    let all = promos.list(&Default::default()).await?;
-    let mut missing = Vec::new();
-    for svc in &p.spec.services {
-        let latest = all
-            .items
-            .iter()
-            .filter(|q| {
-                q.spec.environment == upstream
-                    && q.status.as_ref().and_then(|s| s.phase) == Some(Phase::Synced)
-            })
-            .filter_map(|q| {
-                q.spec
-                    .services
-                    .iter()
-                    .find(|s| s.name == svc.name)
-                    .map(|s| {
-                        (
-                            q.status
-                                .as_ref()
-                                .and_then(|st| st.phase_times.synced.clone())
-                                .map(|t| t.0),
-                            s.value().to_owned(),
-                        )
-                    })
-            })
-            .max_by_key(|(at, _)| *at);
-        let version_ok = latest.as_ref().is_some_and(|(_, v)| v == svc.value());
-        let app = plan::applications(std::slice::from_ref(svc), upstream, &up_env.spec).remove(0);
-        ctx.watch_application(&app.namespace, &app.name, ObjectRef::from_obj(p));
-        let apps: Api<Application> = Api::namespaced(ctx.client.clone(), &app.namespace);
-        let healthy = apps
-            .get_opt(&app.name)
-            .await?
-            .and_then(|a| a.status)
-            .is_some_and(|s| {
-                s.sync.as_ref().is_some_and(|x| x.status == "Synced")
-                    && s.health.as_ref().is_some_and(|h| h.status == "Healthy")
-            });
-        if !version_ok || !healthy {
-            let why = match (&latest, version_ok) {
-                (None, _) => format!("no Synced promotion of {} to {upstream} yet", svc.name),
-                (Some((_, v)), false) => {
-                    format!("{upstream} runs {}:{}", svc.name, plan::short_value(v))
-                }
-                _ => format!("{} in {upstream} is not Synced and Healthy", app.name),
-            };
-            missing.push(format!(
-                "{}:{} ({why})",
-                svc.name,
-                plan::short_value(svc.value())
-            ));
-        }
-    }
-    Ok((!missing.is_empty()).then(|| {
-        Blocker::UpstreamNotReady(format!(
-            "not yet Synced and Healthy in {upstream}: {}",
-            missing.join(", ")
-        ))
-    }))
 }

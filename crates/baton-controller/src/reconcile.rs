@@ -1,38 +1,49 @@
-//! One reconcile: observe -> decide (pure) -> act -> one status write, with a
-//! finalizer that closes an unmerged PR when its Promotion is deleted.
+//! One reconcile, as a named pipeline:
+//! `observe` (reads) -> `machine::decide` (pure) -> `machine::effects::build` (pure)
+//! -> `act::perform` (writes, each recorded ahead) -> `machine::next_status::finish`
+//! (pure) -> `record::Writer::write` (one status write, only when something changed)
+//! -> `events`. A finalizer closes an unmerged PR when its Promotion is deleted.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_api::conditions as c;
 use baton_api::promotion::{Promotion, PullRequestStatus};
 use baton_api::{Phase, PromotionStatus};
-use baton_github::{PrState, PullRequests, RepoRef};
+use baton_github::{Ancestry, PrState, RepoRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::{Api, Resource, ResourceExt};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
 
 use crate::act::{self, Scene};
 use crate::context::{ConnectError, Context};
-use crate::decide::{self, Decision, Inputs};
 use crate::error::Error;
-use crate::observe;
-use crate::plan;
-use crate::status::{self, Learned};
+use crate::events;
+use crate::machine::effects::{self, Subject};
+use crate::machine::next_status::{self, Learned};
+use crate::machine::{self, Inputs, Seen, plan};
+use crate::observe::{self, Observation};
+use crate::record::Writer;
 
 /// Keeps a Promotion until its unmerged PR is closed.
 pub const FINALIZER: &str = "baton.dev/pull-request-cleanup";
 
+/// Longest wait between retries of a failing reconcile.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
 pub async fn reconcile(p: Arc<Promotion>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = std::time::Instant::now();
+    let key = ObjectRef::from_obj(&*p);
     let result = reconcile_inner(p, &ctx).await;
     ctx.metrics.reconciled(
         started.elapsed(),
         result.as_ref().err().map(Error::category),
     );
+    if result.is_ok() {
+        ctx.succeeded(&key);
+    }
     result
 }
 
@@ -53,15 +64,24 @@ async fn reconcile_inner(p: Arc<Promotion>, ctx: &Context) -> Result<Requeue, Er
     })
 }
 
-/// Retry failed reconciles with backoff, not a fixed interval.
-pub fn error_policy(p: Arc<Promotion>, err: &Error, _ctx: Arc<Context>) -> Requeue {
-    tracing::warn!(promotion = %p.name_any(), namespace = %p.namespace().unwrap_or_default(), category = err.category(), error = %err, "reconcile failed");
+/// Retries a failed reconcile with exponential backoff and jitter, capped; a rate
+/// limit waits exactly until GitHub's reset.
+pub fn error_policy(p: Arc<Promotion>, err: &Error, ctx: Arc<Context>) -> Requeue {
+    let attempts = ctx.failed(&ObjectRef::from_obj(&*p));
     let wait = match err {
         Error::GitHub(baton_github::GitHubError::RateLimited(d)) => *d,
-        Error::Blocked(_) => Duration::from_secs(30),
-        _ => Duration::from_secs(5),
+        _ => backoff(attempts, rand::random::<f64>()),
     };
+    tracing::warn!(promotion = %p.name_any(), namespace = %p.namespace().unwrap_or_default(), category = err.category(), error = %err, attempts, retry_in = ?wait, "reconcile failed");
     Requeue::requeue(wait)
+}
+
+/// `2s * 2^(attempts-1)`, capped at [`MAX_BACKOFF`], scaled by a jitter in `[0.5, 1]`.
+pub fn backoff(attempts: u32, jitter: f64) -> Duration {
+    let exp = 2u64.saturating_pow(attempts.saturating_sub(1).min(16));
+    let base = Duration::from_secs(2).saturating_mul(u32::try_from(exp).unwrap_or(u32::MAX));
+    base.min(MAX_BACKOFF)
+        .mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
 }
 
 async fn apply(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
@@ -70,88 +90,144 @@ async fn apply(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
     let obs = observe::observe(p, ctx, now).await?;
     let before = p.status.clone().unwrap_or_default();
     let generation = p.metadata.generation.unwrap_or_default();
-    let views: Vec<decide::AppView> = obs.apps.iter().map(|(v, _)| v.clone()).collect();
-    let degraded_since: Vec<(String, Timestamp)> = obs
-        .apps
-        .iter()
-        .filter_map(|(_, o)| o.degraded_since.clone().map(|t| (o.service.clone(), t.0)))
-        .collect();
     let inputs = Inputs {
         generation,
         services: p.spec.services.iter().map(|s| s.name.clone()).collect(),
         status: &before,
         now,
         policy: obs.policy.clone(),
-        blocker: obs.blocker.clone(),
-        pull_request: obs.pull_request.clone(),
-        applications: views,
-        degraded_since,
-        pr_generation: before.pull_request.as_ref().and_then(|pr| pr.generation),
-        already_applied: obs.already_applied.clone(),
-        review: obs.review,
+        seen: obs.seen.clone(),
     };
-    let d = decide::decide(&inputs);
+    let d = machine::decide(&inputs);
 
     let mut status = before.clone();
-    if let Some(found) = &obs.found_pr {
-        status.pull_request = Some(PullRequestStatus {
-            number: found.number,
-            url: found.url.clone(),
-            branch: found.head_branch.clone(),
-            head_commit: found.head_sha.clone(),
-            generation: before.pull_request.as_ref().and_then(|pr| pr.generation),
-            ..PullRequestStatus::default()
-        });
-    }
-    if let Some(env) = obs.env.as_ref() {
-        let scene = Scene {
-            ctx,
-            promotion: p,
-            env,
-            obs: &obs,
-            now: &stamp,
-            reason: &d.message,
-        };
-        for action in &d.actions {
-            if let Err(e) = act::act(&scene, action, &mut status).await {
-                // Keep what did happen (PR number, delivered notifications) before retrying.
-                if status != before {
-                    act::persist(ctx, p, &status).await?;
-                }
-                return Err(e);
-            }
+    learn_before_acting(p, &obs.seen, &mut status);
+    let mut w = Writer::new(ctx.client.clone(), p, ctx.fence.clone());
+    if let Err(e) = perform(p, ctx, &obs, &d, &mut status, &mut w, &stamp).await {
+        // Keep what did happen (PR number, delivered notifications) before retrying.
+        if status != before {
+            w.write(&status).await?;
         }
+        return Err(e);
     }
-    if let (Some(review), Some(pr)) = (obs.review, status.pull_request.as_mut()) {
-        pr.review_decision = Some(review.as_str().to_owned());
-    }
-    let merge_commit = match &obs.pull_request {
-        Some(PrState::Merged { merge_commit }) => Some(merge_commit.clone()),
-        _ => obs.already_applied.clone(),
-    };
     let learned = Learned {
         summary: plan::summary(&p.spec),
-        applications: obs.apps.iter().map(|(_, o)| o.clone()).collect(),
-        merge_commit,
+        applications: match &obs.seen {
+            Seen::Applications(apps) => apps.iter().map(|a| a.record.clone()).collect(),
+            _ => vec![],
+        },
+        merge_commit: merge_commit(&obs.seen),
     };
-    status::finish(&mut status, &d, generation, &stamp, learned);
+    next_status::finish(&mut status, &d, generation, &stamp, learned);
     if status != before {
-        act::persist(ctx, p, &status).await?;
+        w.write(&status).await?;
     }
     if before.phase != status.phase {
         record_metrics(ctx, p, &obs, &status, now).await;
     }
-    publish_events(ctx, p, &before, &status, &d).await;
+    for h in events::of_reconcile(&before, &status, &d) {
+        events::publish(ctx, p, h).await;
+    }
+    if d.phase.is_terminal() {
+        ctx.forget(&ObjectRef::from_obj(p));
+    }
     Ok(match d.requeue_after {
         Some(after) => Requeue::requeue(after.min(ctx.config.max_requeue)),
         None => Requeue::await_change(),
     })
 }
 
+/// Facts observed that the status keeps whatever the actions do.
+fn learn_before_acting(p: &Promotion, seen: &Seen, status: &mut PromotionStatus) {
+    match seen {
+        Seen::Adopted(found) => {
+            status.pull_request = Some(PullRequestStatus {
+                number: found.number,
+                url: found.url.clone(),
+                branch: found.head_branch.clone(),
+                head_commit: found.head_sha.clone(),
+                generation: status.pull_request.as_ref().and_then(|pr| pr.generation),
+                ..PullRequestStatus::default()
+            });
+        }
+        Seen::AlreadyApplied { commit } => {
+            status.base_commit = Some(commit.clone());
+            status.unchanged_services = p.spec.services.iter().map(|s| s.name.clone()).collect();
+        }
+        Seen::PullRequest {
+            review: Some(review),
+            ..
+        } => {
+            if let Some(pr) = status.pull_request.as_mut() {
+                pr.review_decision = Some(review.as_str().to_owned());
+            }
+        }
+        _ => {}
+    }
+}
+
+fn merge_commit(seen: &Seen) -> Option<String> {
+    match seen {
+        Seen::PullRequest {
+            state: Some(PrState::Merged { merge_commit }),
+            ..
+        } => Some(merge_commit.clone()),
+        Seen::Adopted(pr) => match &pr.state {
+            PrState::Merged { merge_commit } => Some(merge_commit.clone()),
+            _ => None,
+        },
+        Seen::AlreadyApplied { commit } => Some(commit.clone()),
+        _ => None,
+    }
+}
+
+/// Builds the decision's effects and performs them in order.
+async fn perform(
+    p: &Promotion,
+    ctx: &Context,
+    obs: &Observation,
+    d: &machine::Decision,
+    status: &mut PromotionStatus,
+    w: &mut Writer,
+    now: &Time,
+) -> Result<(), Error> {
+    if d.actions.is_empty() {
+        return Ok(());
+    }
+    let (Some(env), Some(gh)) = (obs.env.as_ref(), obs.github.as_deref()) else {
+        // Actions are only decided from what a connected observation saw.
+        tracing::warn!(promotion = %p.name_any(), "actions decided without a GitHub connection; skipped");
+        return Ok(());
+    };
+    let prepared = match &obs.seen {
+        Seen::Prepared(prep) => Some(prep),
+        _ => None,
+    };
+    let snapshot = status.clone();
+    let subject = Subject {
+        promotion: p,
+        env,
+        status: &snapshot,
+        prepared,
+        reason: &d.message,
+    };
+    let planned = effects::build(&d.actions, &subject).map_err(Error::Blocked)?;
+    let scene = Scene {
+        ctx,
+        gh,
+        promotion: p,
+        now,
+    };
+    for effect in &planned {
+        act::perform(&scene, w, effect, status).await?;
+    }
+    Ok(())
+}
+
 async fn record_metrics(
     ctx: &Context,
     p: &Promotion,
-    obs: &observe::Observation,
+    obs: &Observation,
     status: &PromotionStatus,
     now: Timestamp,
 ) {
@@ -160,7 +236,6 @@ async fn record_metrics(
     let mut commit_time = None;
     let repo = RepoRef::parse(&p.spec.source.repository).ok();
     if let (Phase::Synced, Some(gh), Some(repo)) = (phase, obs.github.as_ref(), repo) {
-        use baton_github::Ancestry;
         commit_time = match gh.commit_time(&repo, &p.spec.source.commit).await {
             Ok(t) => t.and_then(|t| t.parse::<Timestamp>().ok()),
             Err(e) => {
@@ -180,72 +255,14 @@ async fn record_metrics(
     );
 }
 
-/// An Event for every phase change, and a Warning when the reason a promotion is
-/// held changes (so `kubectl describe` tells what to fix without repeating itself).
-async fn publish_events(
-    ctx: &Context,
-    p: &Promotion,
-    before: &PromotionStatus,
-    after: &PromotionStatus,
-    d: &Decision,
-) {
-    let reference = p.object_ref(&());
-    let old_reason = before
-        .conditions
-        .iter()
-        .find(|c| c.r#type == c::TYPE_READY)
-        .map(|c| (c.reason.clone(), c.message.clone()));
-    let mut events = Vec::new();
-    if before.phase != after.phase {
-        let warn = matches!(d.phase, Phase::Failed | Phase::Rejected);
-        events.push(Event {
-            type_: if warn {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: d.phase.as_str().to_owned(),
-            note: Some(baton_github::naming::truncate(&d.message, 1000)),
-            action: "Reconcile".into(),
-            secondary: None,
-        });
-    }
-    if old_reason != Some((d.reason.to_owned(), d.message.clone())) && is_problem(d.reason) {
-        events.push(Event {
-            type_: EventType::Warning,
-            reason: d.reason.to_owned(),
-            note: Some(baton_github::naming::truncate(&d.message, 1000)),
-            action: "Reconcile".into(),
-            secondary: None,
-        });
-    }
-    for e in events {
-        if let Err(err) = ctx.recorder.publish(&e, &reference).await {
-            tracing::warn!(error = %err, "cannot publish event");
-        }
-    }
-}
-
-fn is_problem(reason: &str) -> bool {
-    [
-        c::REASON_ENVIRONMENT_NOT_FOUND,
-        c::REASON_SECRET_NOT_FOUND,
-        c::REASON_INVALID_SPEC,
-        c::REASON_MANIFEST_ERROR,
-        c::REASON_UPSTREAM_NOT_READY,
-        c::REASON_QUEUED,
-        c::REASON_APPLICATION_MISSING,
-    ]
-    .contains(&reason)
-}
-
 /// Deleting a Promotion before its PR merged closes the PR and deletes its branch;
 /// after the merge, GitHub is left alone.
 async fn cleanup(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
-    let status = p.status.clone().unwrap_or_default();
+    ctx.forget(&ObjectRef::from_obj(p));
+    let mut status = p.status.clone().unwrap_or_default();
     let phase = status.phase.unwrap_or_default();
     let pr = status.pull_request.clone().unwrap_or_default();
-    let actions = decide::on_delete(phase, !pr.branch.is_empty());
+    let actions = machine::on_delete(phase, !pr.branch.is_empty());
     if actions.is_empty() {
         return Ok(Requeue::await_change());
     }
@@ -263,29 +280,58 @@ async fn cleanup(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         }
         Err(ConnectError::Transient(e)) => return Err(e),
     };
-    let repo = RepoRef::parse(&env.spec.gitops.repository)?;
-    let number = if pr.number > 0 {
-        Some(pr.number)
-    } else {
-        gh.find_by_head(&repo, &pr.branch)
-            .await?
-            .filter(|f| f.state == PrState::Open)
-            .map(|f| f.number)
+    if pr.number == 0 {
+        // The PR may have been opened by an attempt that crashed before recording it.
+        let repo = RepoRef::parse(&env.spec.gitops.repository)?;
+        let uid = p.metadata.uid.as_deref().unwrap_or_default();
+        use baton_github::PullRequests;
+        match gh.find_by_head(&repo, &pr.branch, uid).await? {
+            Some(found) if found.state == PrState::Open => {
+                if let Some(s) = status.pull_request.as_mut() {
+                    s.number = found.number;
+                }
+            }
+            _ => {
+                ctx.fence.check()?;
+                gh.delete_branch(&repo, &pr.branch).await?;
+                return Ok(Requeue::await_change());
+            }
+        }
+    }
+    let snapshot = status.clone();
+    let subject = Subject {
+        promotion: p,
+        env: &env,
+        status: &snapshot,
+        prepared: None,
+        reason: "",
     };
-    if let Some(number) = number {
-        gh.close_and_delete_branch(&repo, number, &pr.branch)
-            .await?;
-        let event = Event {
-            type_: EventType::Normal,
-            reason: "PullRequestClosed".into(),
-            note: Some(format!(
-                "closed pull request #{number} and deleted branch {}",
-                pr.branch
-            )),
-            action: "Delete".into(),
-            secondary: None,
-        };
-        let _ = ctx.recorder.publish(&event, &p.object_ref(&())).await;
+    let planned = effects::build(&actions, &subject).map_err(Error::Blocked)?;
+    let now = Time(Timestamp::now());
+    let scene = Scene {
+        ctx,
+        gh: &*gh,
+        promotion: p,
+        now: &now,
+    };
+    let mut w = Writer::new(ctx.client.clone(), p, ctx.fence.clone());
+    for effect in &planned {
+        act::perform(&scene, &mut w, effect, &mut status).await?;
     }
     Ok(Requeue::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_a_cap() {
+        assert_eq!(backoff(1, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(2, 1.0), Duration::from_secs(4));
+        assert_eq!(backoff(5, 1.0), Duration::from_secs(32));
+        assert_eq!(backoff(1, 0.0), Duration::from_secs(1));
+        assert_eq!(backoff(30, 1.0), MAX_BACKOFF);
+        assert!(backoff(30, 0.0) >= MAX_BACKOFF / 2);
+    }
 }

@@ -53,6 +53,16 @@ impl GitHubError {
         }
     }
 
+    /// Whether GitHub refused for good: trying again with the same request and the same
+    /// credentials will fail the same way (unknown commit, no access, no permission).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            GitHubError::Http { status, .. } => matches!(status, 400 | 401 | 403 | 404 | 410 | 422),
+            GitHubError::Credentials(_) | GitHubError::InvalidRepository(_) => true,
+            _ => false,
+        }
+    }
+
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {

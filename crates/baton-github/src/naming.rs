@@ -10,10 +10,16 @@ pub const MAX_STATUS_DESCRIPTION: usize = 140;
 /// GitHub's limit for a pull request body.
 pub const MAX_PR_BODY: usize = 65_536;
 
-/// `baton/<namespace>/<promotion>`, shortened with a hash suffix when too long, so a
-/// Promotion always maps to the same branch and two Promotions never share one.
-pub fn promotion_branch(namespace: &str, promotion: &str) -> String {
-    let full = format!("baton/{namespace}/{promotion}");
+/// `baton/<namespace>/<promotion>-<uid prefix>`, shortened with a hash suffix when too
+/// long, so a Promotion always maps to the same branch and two Promotions never share
+/// one, not even a new Promotion that reuses a deleted one's name.
+pub fn promotion_branch(namespace: &str, promotion: &str, uid: &str) -> String {
+    let uid: String = uid
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    let full = format!("baton/{namespace}/{promotion}-{uid}");
     if full.len() <= MAX_BRANCH_LEN {
         return full;
     }
@@ -44,22 +50,29 @@ pub fn truncate(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
+    const UID: &str = "5f0c1b2a-7e44-4d3c-9a51-0b6d2f8e9c10";
+
     #[test]
     fn branch_names_are_stable_and_bounded() {
         assert_eq!(
-            promotion_branch("syrf", "api-v9-1-1-to-production"),
-            "baton/syrf/api-v9-1-1-to-production"
+            promotion_branch("syrf", "api-v9-1-1-to-production", UID),
+            "baton/syrf/api-v9-1-1-to-production-5f0c1b2a"
+        );
+        // A recycled name (new object, new UID) never shares the old branch.
+        assert_ne!(
+            promotion_branch("syrf", "api-v9-1-1-to-production", UID),
+            promotion_branch("syrf", "api-v9-1-1-to-production", "0b6d2f8e-0000")
         );
         let long = "x".repeat(253);
-        let a = promotion_branch("team-with-a-long-namespace-name", &long);
+        let a = promotion_branch("team-with-a-long-namespace-name", &long, UID);
         assert!(a.len() <= MAX_BRANCH_LEN, "{a}");
         assert_eq!(
             a,
-            promotion_branch("team-with-a-long-namespace-name", &long)
+            promotion_branch("team-with-a-long-namespace-name", &long, UID)
         );
         assert_ne!(
             a,
-            promotion_branch("team-with-a-long-namespace-name", &format!("{long}y"))
+            promotion_branch("team-with-a-long-namespace-name", &format!("{long}y"), UID)
         );
     }
 

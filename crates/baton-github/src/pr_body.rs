@@ -21,6 +21,8 @@ pub struct PrText<'a> {
     pub environment: &'a str,
     pub namespace: &'a str,
     pub promotion: &'a str,
+    /// The Promotion object's UID: only a PR carrying it is ever adopted.
+    pub uid: &'a str,
     pub source_repository: &'a str,
     pub source_commit: &'a str,
     pub run_url: Option<&'a str>,
@@ -30,9 +32,21 @@ pub struct PrText<'a> {
     pub applications: &'a [String],
 }
 
-/// The hidden marker Baton puts in every PR body.
-pub fn marker(namespace: &str, promotion: &str) -> String {
-    format!("<!-- baton:promotion {namespace}/{promotion} -->")
+/// The hidden marker Baton puts in every PR body: it names the Promotion and the UID of
+/// the object, so a PR belongs to exactly one Promotion.
+pub fn marker(namespace: &str, promotion: &str, uid: &str) -> String {
+    format!("<!-- baton:promotion {namespace}/{promotion} uid={uid} -->")
+}
+
+/// The Promotion UID of a PR body's marker, if it has one.
+pub fn marker_uid(body: &str) -> Option<&str> {
+    let start = body.find("<!-- baton:promotion ")?;
+    let rest = &body[start..];
+    let end = rest.find("-->")?;
+    let uid = rest[..end]
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("uid="))?;
+    (!uid.is_empty()).then_some(uid)
 }
 
 /// `Promote api:api-v9.1.1 to production` or `Promote 3 services to production`.
@@ -104,7 +118,7 @@ pub fn body(t: &PrText<'_>) -> String {
         let apps: Vec<String> = t.applications.iter().map(|a| format!("`{a}`")).collect();
         tail.push_str(&format!("Once merged, Argo CD syncs {}; Baton waits until they are Synced and Healthy at the merge commit.\n", apps.join(", ")));
     }
-    tail.push_str(&format!("\n{}\n", marker(t.namespace, t.promotion)));
+    tail.push_str(&format!("\n{}\n", marker(t.namespace, t.promotion, t.uid)));
 
     // Rows are added while they fit, so the marker and checklist always survive.
     let budget = MAX_PR_BODY.saturating_sub(head.chars().count() + tail.chars().count() + 64);
@@ -148,6 +162,7 @@ mod tests {
             environment: "production",
             namespace: "syrf",
             promotion: "api-v9-1-1-to-production",
+            uid: "uid-1",
             source_repository: "camaradesuk/syrf-test",
             source_commit: "6b47f42a0c3d8e9f1a2b3c4d5e6f708192a3b4c5",
             run_url: Some("https://github.com/camaradesuk/syrf-test/actions/runs/19340633801"),
@@ -205,6 +220,7 @@ mod tests {
         assert!(b.chars().count() <= MAX_PR_BODY, "{}", b.chars().count());
         assert!(b.contains("more |"));
         assert!(b.contains("- [ ] check"));
-        assert!(b.contains(&marker("syrf", "api-v9-1-1-to-production")));
+        assert!(b.contains(&marker("syrf", "api-v9-1-1-to-production", "uid-1")));
+        assert_eq!(marker_uid(&b), Some("uid-1"));
     }
 }

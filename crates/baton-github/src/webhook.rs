@@ -75,7 +75,11 @@ pub struct PullRequestEvent {
     pub repository: String,
     pub number: u64,
     pub head_branch: String,
+    /// The state the delivery reports: a hint only. Baton confirms it with a GET before
+    /// it changes a phase, so a replayed or out-of-order delivery cannot move anything.
     pub state: PrState,
+    /// `X-GitHub-Delivery`: the same id on a redelivery, so replays are recognised.
+    pub delivery: Option<String>,
 }
 
 /// Parses a verified `pull_request` delivery. `Ok(None)` for events Baton ignores.
@@ -126,6 +130,7 @@ pub fn parse_event(
         number,
         head_branch: head.to_owned(),
         state,
+        delivery: None,
     }))
 }
 
@@ -147,7 +152,8 @@ where
                 let result = verify_signature(&secret, &body, header("x-hub-signature-256"))
                     .and_then(|()| parse_event(header("x-github-event"), &body));
                 match result {
-                    Ok(Some(event)) => {
+                    Ok(Some(mut event)) => {
+                        event.delivery = header("x-github-delivery").map(str::to_owned);
                         sink(event);
                         (StatusCode::ACCEPTED, "accepted\n".to_owned())
                     }

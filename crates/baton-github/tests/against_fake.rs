@@ -91,11 +91,12 @@ async fn change(
         commit_message: "Promote api:api-v9.1.1 to production".into(),
         files: changes,
         title: "Promote api:api-v9.1.1 to production".into(),
-        body: "body\n<!-- baton:promotion syrf/api-to-production -->".into(),
+        body: "body\n<!-- baton:promotion syrf/api-to-production uid=uid-1 -->".into(),
         labels: vec!["requires-review".into()],
         reviewers: vec!["octocat".into()],
         team_reviewers: vec!["platform".into()],
         auto_merge: false,
+        owner_uid: "uid-1".into(),
     };
     (c, base)
 }
@@ -312,7 +313,7 @@ async fn closing_before_merge_removes_pr_and_branch_idempotently() {
     assert_eq!(fake.pulls(repo_name)[0].state, "closed");
     assert!(fake.branch_sha(repo_name, &c.head_branch).is_none());
     assert_eq!(
-        gh.find_by_head(&repo, &c.head_branch)
+        gh.find_by_head(&repo, &c.head_branch, "uid-1")
             .await
             .unwrap()
             .map(|p| p.state),

@@ -106,23 +106,68 @@ pub fn short_value(value: &str) -> &str {
     }
 }
 
-/// The commit status description: "Deployed api:api-v9.1.1 to production".
+/// The commit status description: "Deployed api:api-v9.1.1 to production", or for
+/// several services on one commit "Deployed api:api-v9.1.1, web:web-v5.0.1 to production".
 pub fn status_description(
-    service: &str,
-    value: &str,
+    services: &[(&str, &str)],
     environment: &str,
     success: bool,
     reason: &str,
 ) -> String {
+    let list: Vec<String> = services
+        .iter()
+        .map(|(s, v)| format!("{s}:{}", short_value(v)))
+        .collect();
+    let what = list.join(", ");
     let text = if success {
-        format!("Deployed {service}:{} to {environment}", short_value(value))
+        format!("Deployed {what} to {environment}")
     } else {
-        format!(
-            "Failed to deploy {service}:{} to {environment}: {reason}",
-            short_value(value)
-        )
+        format!("Failed to deploy {what} to {environment}: {reason}")
     };
     baton_github::naming::truncate(&text, baton_github::naming::MAX_STATUS_DESCRIPTION)
+}
+
+/// `https://github.com` for `https://api.github.com`, `https://ghe.example.com` for
+/// `https://ghe.example.com/api/v3`.
+pub fn web_url(api: &str) -> String {
+    let api = api.trim_end_matches('/');
+    if let Some(rest) = api.strip_suffix("/api/v3") {
+        return rest.to_owned();
+    }
+    api.replace("://api.github.com", "://github.com")
+}
+
+/// The release tag: namespaced, and unique to the Promotion object (a recycled name
+/// never reuses an old release and its `target_commitish`).
+pub fn release_tag(environment: &str, namespace: &str, promotion: &str, uid: &str) -> String {
+    let uid: String = uid
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    format!("deploy/{environment}/{namespace}/{promotion}-{uid}")
+}
+
+/// The release note's body.
+pub fn release_body(
+    spec: &PromotionSpec,
+    namespace: &str,
+    promotion: &str,
+    pr_url: Option<&str>,
+) -> String {
+    let lines: Vec<String> = spec
+        .services
+        .iter()
+        .map(|s| format!("- {}: `{}`", s.name, s.value()))
+        .collect();
+    format!(
+        "Deployed to **{}** by Baton (Promotion `{namespace}/{promotion}`).\n\n{}\n{}",
+        spec.environment,
+        lines.join("\n"),
+        pr_url
+            .map(|u| format!("\nPull request: {u}\n"))
+            .unwrap_or_default()
+    )
 }
 
 #[cfg(test)]
@@ -145,6 +190,7 @@ mod tests {
             upstream: None,
             pull_request: Default::default(),
             notifications: Default::default(),
+            source_repositories: vec![],
             github: GitHubConnection {
                 api_url: "https://api.github.com".into(),
                 secret_ref: SecretRef { name: "gh".into() },
@@ -241,17 +287,45 @@ mod tests {
     #[test]
     fn descriptions_fit_github_and_read_like_the_seeds() {
         assert_eq!(
-            status_description("api", "api-v9.1.1", "production", true, ""),
+            status_description(&[("api", "api-v9.1.1")], "production", true, ""),
             "Deployed api:api-v9.1.1 to production"
         );
-        let d = status_description(
-            "api",
-            &format!("sha256:{}", "c".repeat(64)),
-            "production",
-            false,
-            &"x".repeat(300),
-        );
+        let digest = format!("sha256:{}", "c".repeat(64));
+        let d = status_description(&[("api", &digest)], "production", false, &"x".repeat(300));
         assert!(d.starts_with("Failed to deploy api:sha256:cccccccccccc to production: "));
         assert_eq!(d.chars().count(), 140);
+    }
+
+    #[test]
+    fn several_services_on_one_commit_share_one_description() {
+        assert_eq!(
+            status_description(
+                &[("api", "api-v9.1.1"), ("web", "web-v5.0.1")],
+                "production",
+                true,
+                ""
+            ),
+            "Deployed api:api-v9.1.1, web:web-v5.0.1 to production"
+        );
+    }
+
+    #[test]
+    fn web_urls_for_github_and_enterprise() {
+        assert_eq!(web_url("https://api.github.com"), "https://github.com");
+        assert_eq!(
+            web_url("https://ghe.example.com/api/v3/"),
+            "https://ghe.example.com"
+        );
+        assert_eq!(web_url("http://127.0.0.1:9"), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn release_tags_carry_namespace_and_object() {
+        let a = release_tag("production", "team-a", "api", "5f0c1b2a-7e44");
+        let b = release_tag("production", "team-b", "api", "5f0c1b2a-7e44");
+        let c = release_tag("production", "team-a", "api", "0b6d2f8e-0000");
+        assert_eq!(a, "deploy/production/team-a/api-5f0c1b2a");
+        assert_ne!(a, b);
+        assert_ne!(a, c);
     }
 }

@@ -5,7 +5,7 @@ use baton_api::conditions::{self as c, Condition, ConditionStatus, set_condition
 use baton_api::promotion::{ApplicationObservation, PromotionStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::decide::Decision;
+use super::Decision;
 
 /// Facts a reconcile learned that the status should carry.
 #[derive(Debug, Default)]
@@ -82,6 +82,22 @@ pub fn finish(
                 ConditionStatus::True,
                 c::REASON_PR_MERGED,
                 format!("merged as {sha}"),
+            ),
+        );
+    }
+    let failed: Vec<String> = status
+        .notifications
+        .iter()
+        .filter_map(|n| n.failed.clone())
+        .collect();
+    if !failed.is_empty() {
+        set_condition(
+            &mut status.conditions,
+            cond(
+                c::TYPE_NOTIFICATION_FAILED,
+                ConditionStatus::True,
+                c::REASON_NOTIFICATION_FAILED,
+                failed.join("; "),
             ),
         );
     }

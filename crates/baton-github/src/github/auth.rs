@@ -102,11 +102,33 @@ impl GitHub {
         repo: &RepoRef,
         retry: RetryPolicy,
     ) -> Result<GitHub, GitHubError> {
-        let builder = || {
+        let rest = Self::authenticated(api_url, api_url, credentials, repo, &retry).await?;
+        Ok(match crate::client::graphql_base(api_url) {
+            Some(base) => {
+                let graphql = Self::authenticated(&base, api_url, credentials, repo, &retry)
+                    .await?
+                    .crab;
+                rest.with_graphql(graphql)
+            }
+            None => rest,
+        })
+    }
+
+    /// An authenticated client based at `base` (REST lookups go to `api_url`).
+    async fn authenticated(
+        base: &str,
+        api_url: &str,
+        credentials: &Credentials,
+        repo: &RepoRef,
+        retry: &RetryPolicy,
+    ) -> Result<GitHub, GitHubError> {
+        let retry = retry.clone();
+        let builder_at = |base: &str| {
             Octocrab::builder()
-                .base_uri(api_url)
-                .map_err(|e| GitHubError::Credentials(format!("invalid API URL {api_url:?}: {e}")))
+                .base_uri(base)
+                .map_err(|e| GitHubError::Credentials(format!("invalid API URL {base:?}: {e}")))
         };
+        let builder = || builder_at(base);
         match credentials {
             Credentials::Token(token) => {
                 let crab = builder()?
@@ -125,13 +147,18 @@ impl GitHub {
                         GitHubError::Credentials(format!("privateKey is not an RSA PEM key: {e}"))
                     })?;
                 let app = builder()?
-                    .app(AppId(*app_id), key)
+                    .app(AppId(*app_id), key.clone())
                     .build()
                     .map_err(|e| GitHubError::Credentials(e.to_string()))?;
                 let id = match installation_id {
                     Some(id) => *id,
                     None => {
-                        let finder = GitHub::new(app.clone(), api_url, retry.clone());
+                        // The installation is looked up on the REST API, whatever `base` is.
+                        let rest_app = builder_at(api_url)?
+                            .app(AppId(*app_id), key.clone())
+                            .build()
+                            .map_err(|e| GitHubError::Credentials(e.to_string()))?;
+                        let finder = GitHub::new(rest_app, api_url, retry.clone());
                         let body = finder
                             .send(
                                 Operation::GetInstallation,

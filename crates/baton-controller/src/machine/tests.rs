@@ -1,6 +1,10 @@
 use super::*;
+use baton_api::PromotionStatus;
 use baton_api::conditions::Condition;
+use baton_api::promotion::{ApplicationObservation, PullRequestStatus};
+use baton_github::PullRequest;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 
 const MERGE: &str = "1111111111111111111111111111111111111111";
 
@@ -20,6 +24,10 @@ fn policy() -> Policy {
 fn status(phase: Option<Phase>) -> PromotionStatus {
     let mut s = PromotionStatus {
         phase,
+        pull_request: Some(PullRequestStatus {
+            generation: Some(1),
+            ..PullRequestStatus::default()
+        }),
         ..PromotionStatus::default()
     };
     if phase == Some(Phase::Merged) {
@@ -35,20 +43,50 @@ fn inputs(status: &PromotionStatus) -> Inputs<'_> {
         status,
         now: at(60),
         policy: Some(policy()),
-        blocker: None,
-        pull_request: None,
-        applications: vec![],
-        degraded_since: vec![],
-        pr_generation: Some(1),
-        already_applied: None,
+        seen: Seen::Nothing,
+    }
+}
+
+fn app(service: &str, state: AppState) -> AppSeen {
+    AppSeen {
+        view: AppView {
+            service: service.into(),
+            state,
+        },
+        record: ApplicationObservation {
+            service: service.into(),
+            ..ApplicationObservation::default()
+        },
+    }
+}
+
+/// A PR found on GitHub (adopted while Pending).
+fn found(state: PrState) -> Seen {
+    Seen::Adopted(PullRequest {
+        number: 7,
+        url: String::new(),
+        head_branch: "baton/syrf/p-uid".into(),
+        head_sha: None,
+        state,
+        labels: vec![],
+        promotion_uid: Some("uid".into()),
+        node_id: None,
+        auto_merge_problem: None,
+    })
+}
+
+fn pr(state: PrState) -> Seen {
+    Seen::PullRequest {
+        state: Some(state),
         review: None,
     }
 }
 
-fn app(service: &str, state: AppState) -> AppView {
-    AppView {
-        service: service.into(),
-        state,
+fn degraded_since(i: &mut Inputs<'_>, service: &str, t: Timestamp) {
+    if let Seen::Applications(apps) = &mut i.seen {
+        for a in apps.iter_mut().filter(|a| a.view.service == service) {
+            a.record.degraded_since = Some(Time(t));
+        }
     }
 }
 
@@ -100,7 +138,7 @@ fn every_blocker_keeps_pending_without_a_pr_and_names_the_reason() {
         let s = status(Some(Phase::Pending));
         let mut i = inputs(&s);
         let message = format!("{blocker:?}");
-        i.blocker = Some(blocker);
+        i.seen = Seen::Blocked(blocker);
         let d = decide(&i);
         assert_eq!(d.phase, Phase::Pending, "{message}");
         assert!(d.actions.is_empty(), "no PR while blocked: {message}");
@@ -117,9 +155,9 @@ fn every_blocker_keeps_pending_without_a_pr_and_names_the_reason() {
 fn blocker_fixed_then_the_pr_opens() {
     let s = status(Some(Phase::Pending));
     let mut i = inputs(&s);
-    i.blocker = Some(Blocker::Manifest("missing file".into()));
+    i.seen = Seen::Blocked(Blocker::Manifest("missing file".into()));
     assert!(decide(&i).actions.is_empty());
-    i.blocker = None;
+    i.seen = Seen::Nothing;
     assert_eq!(decide(&i).actions, vec![Action::OpenPullRequest]);
 }
 
@@ -127,7 +165,7 @@ fn blocker_fixed_then_the_pr_opens() {
 fn existing_open_pr_is_adopted_not_duplicated_after_a_crash() {
     let s = status(Some(Phase::Pending));
     let mut i = inputs(&s);
-    i.pull_request = Some(PrState::Open);
+    i.seen = found(PrState::Open);
     let d = decide(&i);
     assert_eq!(d.phase, Phase::PrOpened);
     assert!(d.actions.is_empty());
@@ -137,7 +175,7 @@ fn existing_open_pr_is_adopted_not_duplicated_after_a_crash() {
 fn existing_pr_merged_while_the_operator_was_down_moves_to_merged() {
     let s = status(Some(Phase::Pending));
     let mut i = inputs(&s);
-    i.pull_request = Some(PrState::Merged {
+    i.seen = found(PrState::Merged {
         merge_commit: MERGE.into(),
     });
     assert_eq!(decide(&i).phase, Phase::Merged);
@@ -147,7 +185,9 @@ fn existing_pr_merged_while_the_operator_was_down_moves_to_merged() {
 fn versions_already_in_the_repo_skip_the_pr_and_wait_for_argo() {
     let s = status(Some(Phase::Pending));
     let mut i = inputs(&s);
-    i.already_applied = Some(MERGE.into());
+    i.seen = Seen::AlreadyApplied {
+        commit: MERGE.into(),
+    };
     let d = decide(&i);
     assert_eq!(d.phase, Phase::Merged);
     assert!(d.actions.is_empty());
@@ -164,7 +204,7 @@ fn versions_already_in_the_repo_skip_the_pr_and_wait_for_argo() {
 fn open_pr_waits_for_review() {
     let s = status(Some(Phase::PrOpened));
     let mut i = inputs(&s);
-    i.pull_request = Some(PrState::Open);
+    i.seen = pr(PrState::Open);
     let d = decide(&i);
     assert_eq!(
         (d.phase, d.reason),
@@ -177,10 +217,15 @@ fn open_pr_waits_for_review() {
 fn review_decision_is_told_while_waiting() {
     let s = status(Some(Phase::PrOpened));
     let mut i = inputs(&s);
-    i.pull_request = Some(PrState::Open);
-    i.review = Some(baton_github::ReviewDecision::ChangesRequested);
+    i.seen = Seen::PullRequest {
+        state: Some(PrState::Open),
+        review: Some(ReviewDecision::ChangesRequested),
+    };
     assert!(decide(&i).message.contains("requested changes"));
-    i.review = Some(baton_github::ReviewDecision::Approved);
+    i.seen = Seen::PullRequest {
+        state: Some(PrState::Open),
+        review: Some(ReviewDecision::Approved),
+    };
     let d = decide(&i);
     assert_eq!(d.phase, Phase::PrOpened);
     assert!(d.message.contains("approved"));
@@ -190,7 +235,7 @@ fn review_decision_is_told_while_waiting() {
 fn merged_pr_moves_to_merged_and_looks_at_argo_at_once() {
     let s = status(Some(Phase::PrOpened));
     let mut i = inputs(&s);
-    i.pull_request = Some(PrState::Merged {
+    i.seen = pr(PrState::Merged {
         merge_commit: MERGE.into(),
     });
     let d = decide(&i);
@@ -203,7 +248,7 @@ fn merged_pr_moves_to_merged_and_looks_at_argo_at_once() {
 fn pr_closed_unmerged_is_rejected() {
     let s = status(Some(Phase::PrOpened));
     let mut i = inputs(&s);
-    i.pull_request = Some(PrState::Closed);
+    i.seen = pr(PrState::Closed);
     let d = decide(&i);
     assert_eq!((d.phase, d.reason), (Phase::Rejected, c::REASON_PR_CLOSED));
     assert_eq!(d.requeue_after, None);
@@ -222,7 +267,7 @@ fn spec_changed_after_the_pr_opened_fails_closed_and_closes_the_pr() {
     let s = status(Some(Phase::PrOpened));
     let mut i = inputs(&s);
     i.generation = 2;
-    i.pull_request = Some(PrState::Open);
+    i.seen = pr(PrState::Open);
     let d = decide(&i);
     assert_eq!((d.phase, d.reason), (Phase::Failed, c::REASON_SPEC_CHANGED));
     assert_eq!(d.actions, vec![Action::ClosePullRequest]);
@@ -235,7 +280,7 @@ fn all_applications_ready_posts_success_statuses_and_is_synced() {
     let s = status(Some(Phase::Merged));
     let mut i = inputs(&s);
     i.services = vec!["api".into(), "web".into()];
-    i.applications = vec![app("api", ready()), app("web", ready())];
+    i.seen = Seen::Applications(vec![app("api", ready()), app("web", ready())]);
     let d = decide(&i);
     assert_eq!((d.phase, d.ready), (Phase::Synced, ConditionStatus::True));
     assert_eq!(
@@ -257,7 +302,7 @@ fn all_applications_ready_posts_success_statuses_and_is_synced() {
 fn release_note_only_when_enabled() {
     let s = status(Some(Phase::Merged));
     let mut i = inputs(&s);
-    i.applications = vec![app("api", ready())];
+    i.seen = Seen::Applications(vec![app("api", ready())]);
     let mut p = policy();
     p.release = true;
     p.commit_status = false;
@@ -270,7 +315,7 @@ fn one_application_not_ready_keeps_waiting() {
     let s = status(Some(Phase::Merged));
     let mut i = inputs(&s);
     i.services = vec!["api".into(), "web".into()];
-    i.applications = vec![
+    i.seen = Seen::Applications(vec![
         app("api", ready()),
         app(
             "web",
@@ -278,7 +323,7 @@ fn one_application_not_ready_keeps_waiting() {
                 health: "Progressing".into(),
             },
         ),
-    ];
+    ]);
     let d = decide(&i);
     assert_eq!(
         (d.phase, d.reason),
@@ -296,7 +341,7 @@ fn one_application_not_ready_keeps_waiting() {
 fn missing_application_is_a_waiting_condition() {
     let s = status(Some(Phase::Merged));
     let mut i = inputs(&s);
-    i.applications = vec![app("api", AppState::Missing)];
+    i.seen = Seen::Applications(vec![app("api", AppState::Missing)]);
     let d = decide(&i);
     assert_eq!(
         (d.phase, d.reason),
@@ -308,13 +353,13 @@ fn missing_application_is_a_waiting_condition() {
 fn degraded_within_the_grace_period_waits() {
     let s = status(Some(Phase::Merged));
     let mut i = inputs(&s);
-    i.applications = vec![app(
+    i.seen = Seen::Applications(vec![app(
         "api",
         AppState::Degraded {
             message: "crash loop".into(),
         },
-    )];
-    i.degraded_since = vec![("api".into(), at(0))];
+    )]);
+    degraded_since(&mut i, "api", at(0));
     assert_eq!(decide(&i).phase, Phase::Merged);
 }
 
@@ -323,13 +368,13 @@ fn degraded_beyond_the_grace_period_fails_with_a_failure_status() {
     let s = status(Some(Phase::Merged));
     let mut i = inputs(&s);
     i.now = at(400);
-    i.applications = vec![app(
+    i.seen = Seen::Applications(vec![app(
         "api",
         AppState::Degraded {
             message: "crash loop".into(),
         },
-    )];
-    i.degraded_since = vec![("api".into(), at(50))];
+    )]);
+    degraded_since(&mut i, "api", at(50));
     let d = decide(&i);
     assert_eq!((d.phase, d.reason), (Phase::Failed, c::REASON_DEGRADED));
     assert_eq!(
@@ -347,12 +392,12 @@ fn sync_timeout_fails_with_a_failure_status() {
     let s = status(Some(Phase::Merged));
     let mut i = inputs(&s);
     i.now = at(1800);
-    i.applications = vec![app(
+    i.seen = Seen::Applications(vec![app(
         "api",
         AppState::NotAtTarget {
             detail: "sync status is OutOfSync".into(),
         },
-    )];
+    )]);
     let d = decide(&i);
     assert_eq!((d.phase, d.reason), (Phase::Failed, c::REASON_SYNC_TIMEOUT));
     assert_eq!(
@@ -370,12 +415,12 @@ fn requeue_never_overshoots_the_timeout() {
     let s = status(Some(Phase::Merged));
     let mut i = inputs(&s);
     i.now = at(1790);
-    i.applications = vec![app(
+    i.seen = Seen::Applications(vec![app(
         "api",
         AppState::Progressing {
             health: "Progressing".into(),
         },
-    )];
+    )]);
     assert_eq!(decide(&i).requeue_after, Some(Duration::from_secs(10)));
 }
 
@@ -407,8 +452,8 @@ fn terminal_phases_never_move_or_act_again() {
         });
         let mut i = inputs(&s);
         // Even with fresh observations that would otherwise trigger work.
-        i.pull_request = Some(PrState::Closed);
-        i.applications = vec![app("api", ready())];
+        i.seen = pr(PrState::Closed);
+        i.seen = Seen::Applications(vec![app("api", ready())]);
         let d = decide(&i);
         assert_eq!(d.phase, phase);
         assert!(d.actions.is_empty());

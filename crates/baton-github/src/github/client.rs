@@ -147,6 +147,9 @@ pub type Observer = std::sync::Arc<dyn Fn(Operation, &'static str, Option<i64>) 
 pub struct GitHub {
     observer: Option<Observer>,
     pub(crate) crab: Octocrab,
+    /// The client for GraphQL when its endpoint is not under the REST base: GitHub
+    /// Enterprise serves REST at `<host>/api/v3` and GraphQL at `<host>/api/graphql`.
+    graphql: Option<Octocrab>,
     api: String,
     retry: RetryPolicy,
     etags: Mutex<HashMap<String, (String, Value)>>,
@@ -160,6 +163,7 @@ impl GitHub {
         GitHub {
             observer: None,
             crab,
+            graphql: None,
             api: api_url.trim_end_matches('/').to_owned(),
             retry,
             etags: Mutex::new(HashMap::new()),
@@ -169,6 +173,12 @@ impl GitHub {
                 ..Stats::default()
             }),
         }
+    }
+
+    /// Sends GraphQL requests through `crab` (based at [`graphql_base`]).
+    pub fn with_graphql(mut self, crab: Octocrab) -> Self {
+        self.graphql = Some(crab);
+        self
     }
 
     /// Reports every request to `observer` (metrics).
@@ -360,11 +370,14 @@ impl GitHub {
         if let Some(etag) = etag {
             builder = builder.header("if-none-match", etag);
         }
-        let request = self
-            .crab
+        let crab = match (&self.graphql, op) {
+            (Some(g), Operation::EnableAutoMerge) => g,
+            _ => &self.crab,
+        };
+        let request = crab
             .build_request(builder, body)
             .map_err(|e| e.to_string())?;
-        let call = self.crab.execute(request);
+        let call = crab.execute(request);
         let response = tokio::time::timeout(self.retry.request_timeout, call)
             .await
             .map_err(|_| {
@@ -377,8 +390,7 @@ impl GitHub {
             .map_err(|e| e.to_string())?;
         let headers = response.headers().clone();
         let status = response.status();
-        let text = self
-            .crab
+        let text = crab
             .body_to_string(response)
             .await
             .map_err(|e| e.to_string())?;
@@ -407,6 +419,16 @@ impl GitHub {
                 .map(Duration::from_secs),
         })
     }
+}
+
+/// The base GraphQL's `/graphql` path is relative to, when it differs from the REST
+/// base: `https://ghe.example.com/api` for `https://ghe.example.com/api/v3`.
+pub fn graphql_base(api_url: &str) -> Option<String> {
+    api_url
+        .trim_end_matches('/')
+        .strip_suffix("/v3")
+        .filter(|base| base.ends_with("/api"))
+        .map(str::to_owned)
 }
 
 struct Raw {

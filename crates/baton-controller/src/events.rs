@@ -1,0 +1,105 @@
+//! Every Event Baton publishes, built in one place so `kubectl describe` reads the same
+//! wherever it comes from. Free text is bounded; reasons are constants.
+
+use baton_api::conditions as c;
+use baton_api::{Phase, Promotion, PromotionStatus};
+use baton_github::naming::truncate;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType};
+
+use crate::context::Context;
+use crate::machine::Decision;
+
+/// What happened, as an Event.
+pub enum Happened<'a> {
+    /// The phase changed (Warning for Failed and Rejected).
+    Phase(&'a Decision),
+    /// A new problem holds the promotion (or its message changed).
+    Problem(&'a Decision),
+    AutoMergeUnavailable {
+        url: &'a str,
+        problem: &'a str,
+    },
+    PullRequestClosed {
+        number: u64,
+        branch: &'a str,
+    },
+    /// GitHub refused a status or release for good.
+    NotificationFailed {
+        message: &'a str,
+    },
+}
+
+fn event(type_: EventType, reason: &str, note: &str, action: &str) -> Event {
+    Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(truncate(note, 1000)),
+        action: action.to_owned(),
+        secondary: None,
+    }
+}
+
+fn build(h: &Happened<'_>) -> Event {
+    match h {
+        Happened::Phase(d) => {
+            let warn = matches!(d.phase, Phase::Failed | Phase::Rejected);
+            let t = if warn {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            event(t, d.phase.as_str(), &d.message, "Reconcile")
+        }
+        Happened::Problem(d) => event(EventType::Warning, d.reason, &d.message, "Reconcile"),
+        Happened::AutoMergeUnavailable { url, problem } => event(
+            EventType::Warning,
+            "AutoMergeUnavailable",
+            &format!(
+                "auto-merge could not be enabled on {url}: {problem}; the pull request needs a manual merge"
+            ),
+            "OpenPullRequest",
+        ),
+        Happened::PullRequestClosed { number, branch } => event(
+            EventType::Normal,
+            "PullRequestClosed",
+            &format!("closed pull request #{number} and deleted branch {branch}"),
+            "Delete",
+        ),
+        Happened::NotificationFailed { message } => event(
+            EventType::Warning,
+            c::REASON_NOTIFICATION_FAILED,
+            message,
+            "Notify",
+        ),
+    }
+}
+
+/// Publishes one Event; a failure to publish is logged, never fatal.
+pub async fn publish(ctx: &Context, p: &Promotion, h: Happened<'_>) {
+    if let Err(err) = ctx.recorder.publish(&build(&h), &p.object_ref(&())).await {
+        tracing::warn!(error = %err, "cannot publish event");
+    }
+}
+
+/// The Events of a reconcile: one per phase change, and a Warning when the reason a
+/// promotion is held changes (so `kubectl describe` says what to fix, once).
+pub fn of_reconcile<'d>(
+    before: &PromotionStatus,
+    after: &PromotionStatus,
+    d: &'d Decision,
+) -> Vec<Happened<'d>> {
+    let old = before
+        .conditions
+        .iter()
+        .find(|x| x.r#type == c::TYPE_READY)
+        .map(|x| (x.reason.as_str(), x.message.as_str()));
+    let mut out = Vec::new();
+    if before.phase != after.phase {
+        out.push(Happened::Phase(d));
+    }
+    if old != Some((d.reason, d.message.as_str())) && c::PROBLEM_REASONS.contains(&d.reason) {
+        out.push(Happened::Problem(d));
+    }
+    out
+}

@@ -1,0 +1,357 @@
+//! The promotion machine: pure. No client, no clock read, no I/O: everything it
+//! needs arrives in [`Inputs`] (what `observe` saw, typed by phase in [`Seen`]), what
+//! should happen leaves as a [`Decision`], [`effects`] turns its actions into effects
+//! that carry every argument, and [`next_status`] computes the status to write.
+//!
+//! - [`gates`]: the queue rule and the upstream gate, over lists of Promotions;
+//! - [`health`]: reading an Argo CD Application against the promotion's target;
+//! - [`plan`]: what a promotion changes (files, Applications) and every text it posts.
+//!
+//! ```text
+//!            ┌──── blocked (env/secret/file/source/upstream/queue): stay, say why ─┐
+//!  Pending ──┴─ open PR ─▶ PROpened ─ merged ─▶ Merged ─ all apps Ready ─▶ Synced
+//!                            │                    ├─ sync failed ───────▶ Failed
+//!                            │                    ├─ Degraded > grace ──▶ Failed
+//!                            └─ closed ─▶ Rejected└─ timeout ───────────▶ Failed
+//! ```
+//!
+//! Spec edited after the PR opened: the API server refuses it (CEL rule on the CRD).
+//! If it happens anyway (the rule bypassed), the PR no longer matches what was asked,
+//! so the promotion fails closed with `SpecChangedAfterPullRequest` and its PR is
+//! closed; a new Promotion carries the new request.
+
+pub mod effects;
+pub mod gates;
+pub mod health;
+pub mod next_status;
+pub mod plan;
+mod types;
+
+pub use types::*;
+
+use std::time::Duration;
+
+use baton_api::Phase;
+use baton_api::conditions::{self as c, ConditionStatus};
+use baton_github::{PrState, ReviewDecision};
+
+use health::AppState;
+
+const BLOCKED_RETRY: Duration = Duration::from_secs(30);
+const REVIEW_POLL: Duration = Duration::from_secs(60);
+const SYNC_POLL: Duration = Duration::from_secs(30);
+
+/// Decides the next step of a promotion: the transition table.
+pub fn decide(input: &Inputs<'_>) -> Decision {
+    let phase = input.status.phase.unwrap_or_default();
+    match (phase, &input.seen) {
+        (Phase::Synced | Phase::Failed | Phase::Rejected, _) => terminal_again(input, phase),
+        (Phase::Pending, Seen::Adopted(pr)) => adopted(input, &pr.state),
+        (Phase::Pending, Seen::Blocked(b)) => Decision::wait(
+            Phase::Pending,
+            b.reason(),
+            b.message().to_owned(),
+            BLOCKED_RETRY,
+        ),
+        (Phase::Pending, Seen::AlreadyApplied { commit }) => already_applied(commit),
+        (Phase::Pending, _) => open_pull_request(),
+        (Phase::PrOpened, Seen::PullRequest { state, review }) => {
+            pr_opened(input, state.as_ref(), *review)
+        }
+        (Phase::PrOpened, Seen::Blocked(b)) | (Phase::Merged, Seen::Blocked(b)) => {
+            Decision::wait(phase, b.reason(), b.message().to_owned(), BLOCKED_RETRY)
+        }
+        (Phase::PrOpened, _) => pr_opened(input, None, None),
+        (Phase::Merged, Seen::Applications(apps)) => merged(input, apps),
+        (Phase::Merged, _) => merged(input, &[]),
+    }
+}
+
+/// Terminal phases never move; the Ready condition is restated from status.
+fn terminal_again(input: &Inputs<'_>, phase: Phase) -> Decision {
+    let ready = input
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == c::TYPE_READY);
+    let reason = match phase {
+        Phase::Synced => c::REASON_SYNCED,
+        Phase::Rejected => c::REASON_PR_CLOSED,
+        _ => ready
+            .map(|r| reason_constant(&r.reason))
+            .unwrap_or(c::REASON_SYNC_TIMEOUT),
+    };
+    let message = ready.map(|r| r.message.clone()).unwrap_or_default();
+    Decision::terminal(phase, reason, message, vec![])
+}
+
+/// Maps a stored reason back to its constant, so decisions never carry free text as a reason.
+fn reason_constant(stored: &str) -> &'static str {
+    [
+        c::REASON_SYNC_TIMEOUT,
+        c::REASON_DEGRADED,
+        c::REASON_SPEC_CHANGED,
+        c::REASON_SYNC_FAILED,
+    ]
+    .into_iter()
+    .find(|r| *r == stored)
+    .unwrap_or(c::REASON_SYNC_TIMEOUT)
+}
+
+/// A PR that already exists (created before a crash) is adopted, never duplicated.
+fn adopted(input: &Inputs<'_>, state: &PrState) -> Decision {
+    match state {
+        PrState::Open => Decision::wait(
+            Phase::PrOpened,
+            c::REASON_WAITING_FOR_REVIEW,
+            "pull request is open and waiting for review".into(),
+            REVIEW_POLL,
+        ),
+        PrState::Merged { .. } | PrState::Closed => pr_opened(input, Some(state), None),
+    }
+}
+
+fn already_applied(sha: &str) -> Decision {
+    Decision::wait(
+        Phase::Merged,
+        c::REASON_WAITING_FOR_SYNC,
+        format!(
+            "the GitOps repository already holds these versions at {}; no pull request needed, waiting for Argo CD",
+            short(sha)
+        ),
+        Duration::ZERO,
+    )
+}
+
+fn open_pull_request() -> Decision {
+    Decision {
+        phase: Phase::PrOpened,
+        actions: vec![Action::OpenPullRequest],
+        ready: ConditionStatus::False,
+        reason: c::REASON_WAITING_FOR_REVIEW,
+        message: "pull request opened; waiting for a reviewer to merge it".into(),
+        requeue_after: Some(REVIEW_POLL),
+    }
+}
+
+fn pr_opened(
+    input: &Inputs<'_>,
+    state: Option<&PrState>,
+    review: Option<ReviewDecision>,
+) -> Decision {
+    let pr_generation = input
+        .status
+        .pull_request
+        .as_ref()
+        .and_then(|pr| pr.generation);
+    if pr_generation.is_some_and(|g| g != input.generation) {
+        return Decision::terminal(
+            Phase::Failed,
+            c::REASON_SPEC_CHANGED,
+            "spec changed after the pull request was opened; the pull request was closed, create a new Promotion".into(),
+            vec![Action::ClosePullRequest],
+        );
+    }
+    match state {
+        Some(PrState::Merged { merge_commit }) => Decision {
+            actions: vec![Action::DeleteBranch],
+            ..Decision::wait(
+                Phase::Merged,
+                c::REASON_WAITING_FOR_SYNC,
+                format!(
+                    "pull request merged as {}; waiting for Argo CD to sync",
+                    short(merge_commit)
+                ),
+                Duration::ZERO,
+            )
+        },
+        Some(PrState::Closed) => Decision::terminal(
+            Phase::Rejected,
+            c::REASON_PR_CLOSED,
+            "pull request was closed without merging".into(),
+            vec![Action::DeleteBranch],
+        ),
+        Some(PrState::Open) => {
+            let message = match review {
+                Some(ReviewDecision::Approved) => {
+                    "pull request approved; waiting for a reviewer to merge it"
+                }
+                Some(ReviewDecision::ChangesRequested) => {
+                    "a reviewer requested changes on the pull request"
+                }
+                _ => "pull request is open and waiting for review",
+            };
+            Decision::wait(
+                Phase::PrOpened,
+                c::REASON_WAITING_FOR_REVIEW,
+                message.into(),
+                REVIEW_POLL,
+            )
+        }
+        // Not found: it may be a transient read; look again rather than reopen.
+        None => Decision::wait(
+            Phase::PrOpened,
+            c::REASON_WAITING_FOR_REVIEW,
+            "pull request not found on GitHub; checking again".into(),
+            BLOCKED_RETRY,
+        ),
+    }
+}
+
+fn merged(input: &Inputs<'_>, apps: &[AppSeen]) -> Decision {
+    let Some(policy) = &input.policy else {
+        return Decision::wait(
+            Phase::Merged,
+            c::REASON_ENVIRONMENT_NOT_FOUND,
+            "the Environment was deleted after the merge; waiting for it to return".into(),
+            BLOCKED_RETRY,
+        );
+    };
+    let failure_statuses = |services: &[String]| -> Vec<Action> {
+        if !policy.commit_status {
+            return vec![];
+        }
+        services
+            .iter()
+            .map(|s| Action::PostStatus {
+                service: s.clone(),
+                success: false,
+            })
+            .collect()
+    };
+    let merged_at = input.status.phase_times.merged.as_ref().map(|t| t.0);
+    let elapsed = merged_at
+        .and_then(|at| Duration::try_from(input.now.duration_since(at)).ok())
+        .unwrap_or(Duration::ZERO);
+
+    for seen in apps {
+        let app = &seen.view;
+        if let AppState::SyncFailed { message } = &app.state {
+            return Decision::terminal(
+                Phase::Failed,
+                c::REASON_SYNC_FAILED,
+                format!("Argo CD could not sync {}: {message}", app.service),
+                failure_statuses(&input.services),
+            );
+        }
+        if let AppState::Degraded { message } = &app.state {
+            let since = seen
+                .record
+                .degraded_since
+                .as_ref()
+                .map_or(input.now, |t| t.0);
+            let degraded_for =
+                Duration::try_from(input.now.duration_since(since)).unwrap_or(Duration::ZERO);
+            if degraded_for >= policy.degraded_grace {
+                return Decision::terminal(
+                    Phase::Failed,
+                    c::REASON_DEGRADED,
+                    if message.is_empty() {
+                        format!(
+                            "{} is Degraded after the rollout for longer than {:?}",
+                            app.service, policy.degraded_grace
+                        )
+                    } else {
+                        format!(
+                            "{} is Degraded after the rollout ({message}) for longer than {:?}",
+                            app.service, policy.degraded_grace
+                        )
+                    },
+                    failure_statuses(&input.services),
+                );
+            }
+        }
+    }
+
+    let ready = apps.len() == input.services.len()
+        && apps
+            .iter()
+            .all(|a| matches!(a.view.state, AppState::Ready { .. }));
+    if ready {
+        let mut actions: Vec<Action> = if policy.commit_status {
+            input
+                .services
+                .iter()
+                .map(|s| Action::PostStatus {
+                    service: s.clone(),
+                    success: true,
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+        if policy.release {
+            actions.push(Action::CreateRelease);
+        }
+        return Decision::terminal(
+            Phase::Synced,
+            c::REASON_SYNCED,
+            "every Application is Synced and Healthy at the merged revision".into(),
+            actions,
+        );
+    }
+
+    if elapsed >= policy.sync_timeout {
+        return Decision::terminal(
+            Phase::Failed,
+            c::REASON_SYNC_TIMEOUT,
+            format!(
+                "not Synced and Healthy within {:?} of the merge: {}",
+                policy.sync_timeout,
+                waiting_on(apps)
+            ),
+            failure_statuses(&input.services),
+        );
+    }
+    let missing = apps.iter().any(|a| a.view.state == AppState::Missing);
+    let reason = if missing {
+        c::REASON_APPLICATION_MISSING
+    } else {
+        c::REASON_WAITING_FOR_SYNC
+    };
+    Decision::wait(
+        Phase::Merged,
+        reason,
+        waiting_on(apps),
+        SYNC_POLL.min(policy.sync_timeout.saturating_sub(elapsed)),
+    )
+}
+
+/// "api: sync status is OutOfSync; web: Application not found" for messages.
+fn waiting_on(apps: &[AppSeen]) -> String {
+    let parts: Vec<String> = apps
+        .iter()
+        .map(|a| &a.view)
+        .filter_map(|a| match &a.state {
+            AppState::Ready { .. } => None,
+            AppState::Missing => Some(format!("{}: Application not found", a.service)),
+            AppState::NotAtTarget { detail } => Some(format!("{}: {detail}", a.service)),
+            AppState::Progressing { health } => Some(format!("{}: health is {health}", a.service)),
+            AppState::Degraded { .. } => Some(format!("{}: Degraded", a.service)),
+            AppState::SyncFailed { message } => {
+                Some(format!("{}: sync failed: {message}", a.service))
+            }
+        })
+        .collect();
+    if parts.is_empty() {
+        "waiting for Argo CD".into()
+    } else {
+        format!("waiting for {}", parts.join("; "))
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
+/// Cleanup when the Promotion is deleted: before the merge the PR (and its branch) is
+/// closed; after it, GitHub is left alone.
+pub fn on_delete(phase: Phase, has_pull_request: bool) -> Vec<Action> {
+    match phase {
+        Phase::Pending | Phase::PrOpened if has_pull_request => vec![Action::ClosePullRequest],
+        _ => vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! The types the promotion machine reads and returns. No client required.
+
+use std::time::Duration;
+
+use baton_api::conditions::{self as c, ConditionStatus};
+use baton_api::promotion::ApplicationObservation;
+use baton_api::{Phase, PromotionStatus};
+use baton_github::pr_body::ServiceChange;
+use baton_github::{BranchHead, FileChange, PrState, PullRequest, ReviewDecision};
+use k8s_openapi::jiff::Timestamp;
+
+use super::health::AppState;
+
+/// A problem the user must fix (or a gate that holds the promotion); Baton retries by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocker {
+    /// The Environment named by the Promotion does not exist.
+    EnvironmentNotFound(String),
+    /// The GitHub Secret is missing or lacks a key.
+    SecretNotFound(String),
+    /// A file or YAML path is missing, or the YAML is malformed.
+    Manifest(String),
+    /// The spec passed the schema but cannot be carried out (e.g. a template expands badly).
+    InvalidSpec(String),
+    /// The Promotion names a source repository its Environment does not allow.
+    SourceNotAllowed(String),
+    /// Another Promotion holds the environment and service; this one waits its turn.
+    Queued(String),
+    /// The upstream environment does not run these versions yet.
+    UpstreamNotReady(String),
+}
+
+impl Blocker {
+    /// What the user is told.
+    pub fn message(&self) -> &str {
+        match self {
+            Blocker::EnvironmentNotFound(m)
+            | Blocker::SecretNotFound(m)
+            | Blocker::Manifest(m)
+            | Blocker::InvalidSpec(m)
+            | Blocker::SourceNotAllowed(m)
+            | Blocker::Queued(m)
+            | Blocker::UpstreamNotReady(m) => m,
+        }
+    }
+
+    /// The condition reason it is shown with.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Blocker::EnvironmentNotFound(_) => c::REASON_ENVIRONMENT_NOT_FOUND,
+            Blocker::SecretNotFound(_) => c::REASON_SECRET_NOT_FOUND,
+            Blocker::Manifest(_) => c::REASON_MANIFEST_ERROR,
+            Blocker::InvalidSpec(_) => c::REASON_INVALID_SPEC,
+            Blocker::SourceNotAllowed(_) => c::REASON_SOURCE_NOT_ALLOWED,
+            Blocker::Queued(_) => c::REASON_QUEUED,
+            Blocker::UpstreamNotReady(_) => c::REASON_UPSTREAM_NOT_READY,
+        }
+    }
+}
+
+/// One Application of the promotion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppView {
+    pub service: String,
+    pub state: AppState,
+}
+
+/// An Application as seen, and the record the status keeps of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppSeen {
+    pub view: AppView,
+    pub record: ApplicationObservation,
+}
+
+/// Environment policy the state machine needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub sync_timeout: Duration,
+    pub degraded_grace: Duration,
+    pub release: bool,
+    pub commit_status: bool,
+}
+
+/// A prepared change: the base commit and every file's new content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub base: BranchHead,
+    pub files: Vec<FileChange>,
+    pub services: Vec<ServiceChange>,
+}
+
+/// What one reconcile saw, by phase. Observe only reads; this is all it returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    /// Nothing was read (terminal phases).
+    Nothing,
+    /// Something in the way the user must fix, or a gate that holds the promotion.
+    Blocked(Blocker),
+    /// Pending: this Promotion's PR already exists (an earlier attempt opened it).
+    Adopted(PullRequest),
+    /// Pending: the change is ready to be proposed.
+    Prepared(Prepared),
+    /// Pending: the base branch already holds every version, at this commit.
+    AlreadyApplied { commit: String },
+    /// PROpened: the PR as GitHub reports it (`None`: not found), and the reviews.
+    PullRequest {
+        state: Option<PrState>,
+        review: Option<ReviewDecision>,
+    },
+    /// Merged: every Application of the promotion.
+    Applications(Vec<AppSeen>),
+}
+
+/// Everything a decision is made from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inputs<'a> {
+    pub generation: i64,
+    /// Services of the spec, in order.
+    pub services: Vec<String>,
+    pub status: &'a PromotionStatus,
+    pub now: Timestamp,
+    /// The Environment's policy (`None` when the Environment is gone).
+    pub policy: Option<Policy>,
+    pub seen: Seen,
+}
+
+/// Side effects to perform, in order. The plan turns each into an effect that carries
+/// everything it needs; every one is idempotent on the provider side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    OpenPullRequest,
+    ClosePullRequest,
+    /// The PR merged or was closed: its branch is no longer needed.
+    DeleteBranch,
+    /// Commit status on the source commit for `service`.
+    PostStatus {
+        service: String,
+        success: bool,
+    },
+    CreateRelease,
+}
+
+/// The outcome of one decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Phase to record once every action succeeded.
+    pub phase: Phase,
+    pub actions: Vec<Action>,
+    pub ready: ConditionStatus,
+    pub reason: &'static str,
+    pub message: String,
+    /// When to look again without an event; `None` for terminal phases.
+    pub requeue_after: Option<Duration>,
+}
+
+impl Decision {
+    pub(super) fn wait(
+        phase: Phase,
+        reason: &'static str,
+        message: String,
+        after: Duration,
+    ) -> Self {
+        Decision {
+            phase,
+            actions: vec![],
+            ready: ConditionStatus::False,
+            reason,
+            message,
+            requeue_after: Some(after),
+        }
+    }
+
+    pub(super) fn terminal(
+        phase: Phase,
+        reason: &'static str,
+        message: String,
+        actions: Vec<Action>,
+    ) -> Self {
+        let ready = if phase == Phase::Synced {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        };
+        Decision {
+            phase,
+            actions,
+            ready,
+            reason,
+            message,
+            requeue_after: None,
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Leader election on a Lease, and the fence that stops writes when the Lease is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use tokio::sync::watch;
+
+use super::{RunArgs, RunError};
+use crate::fence::Fence;
+
+/// Held while leading; dropping the receiver releases the Lease for a quick hand-over.
+pub struct Leadership {
+    pub leader: watch::Receiver<bool>,
+    pub task: tokio::task::JoinHandle<
+        Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>,
+    >,
+}
+
+/// Waits until this replica leads. `None` when interrupted while waiting.
+pub async fn acquire(
+    args: &RunArgs,
+    client: &kube::Client,
+    fence: &Fence,
+    on_standby: impl FnOnce(),
+) -> Result<Option<Leadership>, RunError> {
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        .with_namespace(&args.lease_namespace)
+        .with_identity(&args.identity)
+        .with_duration(args.lease_seconds)
+        .with_grace(2)
+        .build()
+        .await
+        .map_err(|e| RunError::Lease(e.to_string()))?;
+    let (mut leader, task) = manager.watch().await;
+    on_standby();
+    tracing::info!(identity = %args.identity, lease = %args.lease_name, "waiting for leadership");
+    loop {
+        if *leader.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            changed = leader.changed() => changed.map_err(|e| RunError::Lease(e.to_string()))?,
+            _ = tokio::signal::ctrl_c() => return Ok(None),
+            _ = super::terminated() => return Ok(None),
+        }
+    }
+    tracing::info!(identity = %args.identity, "leading");
+    spawn_fence_keeper(args, client.clone(), fence.clone(), leader.clone());
+    Ok(Some(Leadership { leader, task }))
+}
+
+/// Keeps the fence's deadline at the Lease's expiry as long as the Lease names this
+/// replica; closes it the moment it does not (or leadership is reported lost).
+fn spawn_fence_keeper(
+    args: &RunArgs,
+    client: kube::Client,
+    fence: Fence,
+    mut leader: watch::Receiver<bool>,
+) {
+    let leases: Api<Lease> = Api::namespaced(client, &args.lease_namespace);
+    let (name, identity) = (args.lease_name.clone(), args.identity.clone());
+    let duration = Duration::from_secs(args.lease_seconds);
+    let fence = Arc::new(fence);
+    tokio::spawn(async move {
+        loop {
+            if !*leader.borrow() {
+                fence.close();
+                return;
+            }
+            match leases.get_opt(&name).await {
+                Ok(Some(lease)) => match valid_for(&lease, &identity, duration, Timestamp::now()) {
+                    Some(left) => fence.extend(left),
+                    None => fence.close(),
+                },
+                Ok(None) => fence.close(),
+                // Unknown: the deadline set earlier runs out by itself.
+                Err(e) => tracing::warn!(error = %e, "cannot read the leader Lease"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                changed = leader.changed() => if changed.is_err() { fence.close(); return; },
+            }
+        }
+    });
+}
+
+/// How long the Lease still protects `identity`, if it names it: from its last
+/// renewal plus its duration, minus a safety margin for clock skew.
+pub fn valid_for(
+    lease: &Lease,
+    identity: &str,
+    duration: Duration,
+    now: Timestamp,
+) -> Option<Duration> {
+    let spec = lease.spec.as_ref()?;
+    if spec.holder_identity.as_deref() != Some(identity) {
+        return None;
+    }
+    let renewed = spec.renew_time.as_ref()?.0;
+    let held = i64::try_from(
+        spec.lease_duration_seconds
+            .map(|s| u64::try_from(s).unwrap_or(0))
+            .unwrap_or(duration.as_secs()),
+    )
+    .unwrap_or(0);
+    let left = renewed.as_second() + held - now.as_second() - 1;
+    u64::try_from(left)
+        .ok()
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
+    fn lease(holder: &str, renewed: i64) -> Lease {
+        Lease {
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.into()),
+                renew_time: Some(MicroTime(Timestamp::from_second(renewed).expect("t"))),
+                lease_duration_seconds: Some(15),
+                ..LeaseSpec::default()
+            }),
+            ..Lease::default()
+        }
+    }
+
+    #[test]
+    fn the_lease_protects_its_holder_until_it_expires() {
+        let d = Duration::from_secs(15);
+        let now = Timestamp::from_second(1_000).expect("t");
+        assert_eq!(
+            valid_for(&lease("a", 995), "a", d, now),
+            Some(Duration::from_secs(9))
+        );
+        assert_eq!(valid_for(&lease("b", 995), "a", d, now), None);
+        assert_eq!(valid_for(&lease("a", 900), "a", d, now), None, "expired");
+    }
+}

@@ -1,0 +1,173 @@
+//! `baton run`: [`leader`] election (with the write fence), the controller and its
+//! [`watches`], and one [`http`] server for `/metrics`, `/healthz`, `/readyz` and
+//! GitHub webhooks.
+
+mod http;
+pub mod leader;
+mod watches;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use baton_api::Promotion;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+
+use crate::context::{Config, Context};
+use crate::fence::Fence;
+use crate::metrics::Metrics;
+use http::Health;
+
+/// Arguments of `baton run`. Every flag also reads an environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Address of the HTTP server (metrics, health, readiness, webhooks).
+    #[arg(long, env = "BATON_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Secret GitHub signs webhook deliveries with; without it `/webhooks/github` is off.
+    #[arg(long, env = "BATON_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Longest wait between two looks at a promotion without an event (`60s`, `5m`).
+    #[arg(long, env = "BATON_MAX_REQUEUE", default_value = "60s")]
+    pub max_requeue: String,
+    /// Watch only this namespace (Promotions, Environments); all when unset.
+    #[arg(long, env = "BATON_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Namespace of the Argo CD Applications when `--namespace` is set (the Environments'
+    /// `spec.applications.namespace`); without `--namespace` Applications are watched
+    /// in every namespace.
+    #[arg(long, env = "BATON_APPLICATIONS_NAMESPACE", default_value = "argocd")]
+    pub applications_namespace: String,
+    /// First retry delay after a GitHub 5xx or timeout, in milliseconds.
+    #[arg(long, env = "BATON_GITHUB_RETRY_BASE_MS", default_value_t = 500)]
+    pub github_retry_base_ms: u64,
+    /// Run only while holding the leader Lease, so several replicas never both reconcile.
+    #[arg(long, env = "BATON_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Namespace of the leader Lease (usually the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, env = "BATON_LEASE_NAME", default_value = "baton-leader")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME", default_value = "baton")]
+    pub identity: String,
+    /// How many promotions are reconciled at once (bounds memory and API load).
+    #[arg(long, env = "BATON_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+    /// Lease duration in seconds: how long a crashed leader blocks a takeover.
+    #[arg(long, env = "BATON_LEASE_SECONDS", default_value_t = 15)]
+    pub lease_seconds: u64,
+}
+
+/// Why `baton run` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("Kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Config(String),
+    #[error("HTTP server: {0}")]
+    Http(#[from] std::io::Error),
+    #[error("leader election: {0}")]
+    Lease(String),
+}
+
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let max_requeue = baton_api::duration::parse(&args.max_requeue)
+        .map_err(|e| RunError::Config(format!("--max-requeue: {e}")))?;
+    let client = kube::Client::try_default().await?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "baton".into(),
+            instance: Some(args.identity.clone()),
+        },
+    );
+    let retry = baton_github::RetryPolicy {
+        base_delay: std::time::Duration::from_millis(args.github_retry_base_ms),
+        ..Default::default()
+    };
+    let fence = if args.leader_election {
+        Fence::closed()
+    } else {
+        Fence::open()
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        recorder,
+        Config { max_requeue, retry },
+        metrics.clone(),
+        fence.clone(),
+    ));
+    let apis = watches::Apis::new(&client, &args);
+    let controller = Controller::new(apis.promotions.clone(), watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency));
+    let store = controller.store();
+    ctx.use_store(store.clone());
+    let (wake, woken) = futures::channel::mpsc::unbounded::<ObjectRef<Promotion>>();
+    http::serve(&args, ctx.clone(), store.clone(), health.clone(), wake).await?;
+
+    // Standby replicas wait here; the leader runs the controller until it loses the
+    // Lease or is told to stop, then hands the Lease over at once.
+    let mut lease = None;
+    if args.leader_election {
+        let standby = health.clone();
+        match leader::acquire(&args, &client, &fence, move || {
+            standby.ready.store(true, Ordering::Relaxed)
+        })
+        .await?
+        {
+            Some(l) => lease = Some(l),
+            None => return Ok(()),
+        }
+        health.ready.store(false, Ordering::Relaxed);
+    }
+    watches::report_ready(&apis, health.clone());
+    let stop = {
+        let mut leader = lease.as_ref().map(|l| l.leader.clone());
+        let fence = fence.clone();
+        async move {
+            let lost = async {
+                match leader.as_mut() {
+                    Some(rx) => while rx.changed().await.is_ok() && *rx.borrow() {},
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = lost => {
+                    // In-flight reconciles stop at their next write instead of draining.
+                    fence.close();
+                    tracing::warn!("leadership lost: stopping");
+                }
+                _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping"),
+                _ = terminated() => tracing::info!("terminated: stopping"),
+            }
+        }
+    };
+    watches::run(controller, apis, store, ctx, woken, stop).await;
+    if let Some(l) = lease {
+        // Dropping the receiver makes the manager release the Lease for a quick hand-over.
+        fence.close();
+        drop(l.leader);
+        let _ = l.task.await;
+        tracing::info!("lease released");
+    }
+    tracing::info!("controller stopped");
+    Ok(())
+}
+
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending::<()>().await,
+    }
+}

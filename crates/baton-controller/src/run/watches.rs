@@ -1,0 +1,103 @@
+//! The controller's watches: Promotions (the reconciled kind), Environments (wake the
+//! Promotions that use one), Argo CD Applications (wake the Promotions waiting on one),
+//! and webhook wake-ups.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use baton_api::{Application, Environment, Promotion};
+use futures::StreamExt;
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+
+use super::RunArgs;
+use super::http::Health;
+use crate::context::Context;
+use crate::reconcile::{error_policy, reconcile};
+
+/// The APIs watched, namespaced with `--namespace`. Applications live in Argo CD's
+/// namespace, so a namespaced install watches them there rather than not at all.
+#[derive(Clone)]
+pub struct Apis {
+    pub promotions: Api<Promotion>,
+    pub environments: Api<Environment>,
+    pub applications: Api<Application>,
+}
+
+impl Apis {
+    pub fn new(client: &kube::Client, args: &RunArgs) -> Self {
+        match &args.namespace {
+            Some(ns) => Apis {
+                promotions: Api::namespaced(client.clone(), ns),
+                environments: Api::namespaced(client.clone(), ns),
+                applications: Api::namespaced(client.clone(), &args.applications_namespace),
+            },
+            None => Apis {
+                promotions: Api::all(client.clone()),
+                environments: Api::all(client.clone()),
+                applications: Api::all(client.clone()),
+            },
+        }
+    }
+}
+
+/// Ready once the resources the controller watches can be listed (CRDs installed, RBAC
+/// granted): the same calls the watches start with.
+pub fn report_ready(apis: &Apis, health: Arc<Health>) {
+    let (p, e) = (apis.promotions.clone(), apis.environments.clone());
+    tokio::spawn(async move {
+        let probe = kube::api::ListParams::default().limit(1);
+        loop {
+            match (p.list_metadata(&probe).await, e.list_metadata(&probe).await) {
+                (Ok(_), Ok(_)) => {
+                    tracing::info!("watches established: ready");
+                    health.ready.store(true, Ordering::Relaxed);
+                    return;
+                }
+                (Err(err), _) | (_, Err(err)) => {
+                    tracing::warn!(error = %err, "not ready: cannot list Promotions/Environments")
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+}
+
+/// Runs the controller until `stop` resolves.
+pub async fn run(
+    controller: Controller<Promotion>,
+    apis: Apis,
+    store: Store<Promotion>,
+    ctx: Arc<Context>,
+    woken: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Promotion>>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let app_ctx = ctx.clone();
+    controller
+        .watches(apis.environments, watcher::Config::default(), move |env| {
+            let ns = env.namespace().unwrap_or_default();
+            let name = env.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(|p| {
+                    p.namespace().as_deref() == Some(ns.as_str()) && p.spec.environment == name
+                })
+                .map(|p| ObjectRef::from_obj(&*p))
+                .collect::<Vec<_>>()
+        })
+        .watches(apis.applications, watcher::Config::default(), move |app| {
+            app_ctx.waiting_on(&app.namespace().unwrap_or_default(), &app.name_any())
+        })
+        .reconcile_on(woken)
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,55 @@
+//! Commit ancestry (compare API, cached) and commit dates.
+
+use http::{Method, StatusCode};
+
+use super::str_at;
+use crate::client::{GitHub, Operation};
+use crate::error::GitHubError;
+use crate::provider::*;
+
+impl Ancestry for GitHub {
+    async fn contains(
+        &self,
+        repo: &RepoRef,
+        ancestor: &str,
+        descendant: &str,
+    ) -> Result<bool, GitHubError> {
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        let key = (repo.path(), ancestor.to_owned(), descendant.to_owned());
+        if let Some(hit) = self.ancestry.lock().ok().and_then(|m| m.get(&key).copied()) {
+            return Ok(hit);
+        }
+        let v = self
+            .call(
+                Operation::Compare,
+                Method::GET,
+                format!("/repos/{}/compare/{ancestor}...{descendant}", repo.path()),
+                None,
+            )
+            .await?
+            .ok(Operation::Compare)?;
+        let answer = matches!(str_at(&v, &["status"]), Some("ahead" | "identical"));
+        if let Ok(mut m) = self.ancestry.lock() {
+            m.insert(key, answer);
+        }
+        Ok(answer)
+    }
+
+    async fn commit_time(&self, repo: &RepoRef, sha: &str) -> Result<Option<String>, GitHubError> {
+        let reply = self
+            .call(
+                Operation::GetCommit,
+                Method::GET,
+                format!("/repos/{}/git/commits/{sha}", repo.path()),
+                None,
+            )
+            .await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let v = reply.ok(Operation::GetCommit)?;
+        Ok(str_at(&v, &["committer", "date"]).map(str::to_owned))
+    }
+}

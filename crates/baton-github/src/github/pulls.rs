@@ -1,0 +1,250 @@
+//! Promotion pull requests: create, adopt, observe (conditionally), review decision, close.
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::{decode_err, enc, str_at};
+use crate::client::{GitHub, Operation};
+use crate::error::GitHubError;
+use crate::provider::*;
+
+fn pull_request(v: &Value) -> Result<PullRequest, GitHubError> {
+    let op = Operation::GetPull;
+    let number = v
+        .get("number")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| decode_err(op, "number"))?;
+    let merged = v.get("merged").and_then(Value::as_bool).unwrap_or(false)
+        || v.get("merged_at").is_some_and(|m| !m.is_null());
+    let state = match (str_at(v, &["state"]), merged) {
+        (_, true) => PrState::Merged {
+            merge_commit: str_at(v, &["merge_commit_sha"])
+                .ok_or_else(|| decode_err(op, "merge_commit_sha"))?
+                .to_owned(),
+        },
+        (Some("open"), false) => PrState::Open,
+        _ => PrState::Closed,
+    };
+    Ok(PullRequest {
+        number,
+        url: str_at(v, &["html_url"]).unwrap_or_default().to_owned(),
+        head_branch: str_at(v, &["head", "ref"]).unwrap_or_default().to_owned(),
+        head_sha: str_at(v, &["head", "sha"]).map(str::to_owned),
+        state,
+        labels: v
+            .get("labels")
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .filter_map(|x| str_at(x, &["name"]).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        promotion_uid: str_at(v, &["body"])
+            .and_then(crate::pr_body::marker_uid)
+            .map(str::to_owned),
+        node_id: str_at(v, &["node_id"]).map(str::to_owned),
+        auto_merge_problem: None,
+    })
+}
+
+impl PullRequests for GitHub {
+    async fn open_promotion(
+        &self,
+        change: &PromotionChange,
+        base: &BranchHead,
+    ) -> Result<PullRequest, GitHubError> {
+        let repo = change.repo.path();
+        self.ensure_branch(change, base).await?;
+        let create = json!({ "title": change.title, "head": change.head_branch, "base": change.base_branch, "body": change.body, "maintainer_can_modify": false });
+        let reply = self
+            .call(
+                Operation::CreatePull,
+                Method::POST,
+                format!("/repos/{repo}/pulls"),
+                Some(create),
+            )
+            .await?;
+        let (pr, fresh) = if reply.status == StatusCode::UNPROCESSABLE_ENTITY
+            && crate::client::message_of(&reply.body).contains("already exists")
+        {
+            let found = self
+                .find_by_head(&change.repo, &change.head_branch, &change.owner_uid)
+                .await?;
+            (
+                found.ok_or_else(|| GitHubError::Decode {
+                    operation: "create_pull",
+                    message: "GitHub reports the PR exists but it cannot be found".into(),
+                })?,
+                false,
+            )
+        } else {
+            (pull_request(&reply.ok(Operation::CreatePull)?)?, true)
+        };
+        let missing: Vec<&String> = change
+            .labels
+            .iter()
+            .filter(|l| !pr.labels.contains(l))
+            .collect();
+        if !missing.is_empty() {
+            self.call(
+                Operation::AddLabels,
+                Method::POST,
+                format!("/repos/{repo}/issues/{}/labels", pr.number),
+                Some(json!({ "labels": missing })),
+            )
+            .await?
+            .ok(Operation::AddLabels)?;
+        }
+        if fresh && (!change.reviewers.is_empty() || !change.team_reviewers.is_empty()) {
+            self.call(
+                Operation::RequestReviewers,
+                Method::POST,
+                format!("/repos/{repo}/pulls/{}/requested_reviewers", pr.number),
+                Some(json!({ "reviewers": change.reviewers, "team_reviewers": change.team_reviewers })),
+            )
+            .await?
+            .ok(Operation::RequestReviewers)?;
+        }
+        let mut labels = pr.labels.clone();
+        labels.extend(missing.into_iter().cloned());
+        let auto_merge_problem = match (fresh && change.auto_merge, pr.node_id.as_deref()) {
+            (true, Some(id)) => self.enable_auto_merge(id).await?,
+            (true, None) => Some("GitHub did not return the pull request's node id".into()),
+            _ => None,
+        };
+        Ok(PullRequest {
+            labels,
+            auto_merge_problem,
+            ..pr
+        })
+    }
+
+    async fn review_decision(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+    ) -> Result<ReviewDecision, GitHubError> {
+        let v = self
+            .get_conditional(
+                Operation::ListReviews,
+                &format!("/repos/{}/pulls/{number}/reviews?per_page=100", repo.path()),
+            )
+            .await?
+            .ok(Operation::ListReviews)?;
+        // The latest decisive review of each reviewer counts; comments do not decide.
+        let mut latest: std::collections::BTreeMap<String, String> =
+            std::collections::BTreeMap::new();
+        for r in v.as_array().into_iter().flatten() {
+            let (Some(user), Some(state)) = (str_at(r, &["user", "login"]), str_at(r, &["state"]))
+            else {
+                continue;
+            };
+            match state {
+                "APPROVED" | "CHANGES_REQUESTED" => {
+                    latest.insert(user.to_owned(), state.to_owned());
+                }
+                "DISMISSED" => {
+                    latest.remove(user);
+                }
+                _ => {}
+            }
+        }
+        Ok(if latest.values().any(|s| s == "CHANGES_REQUESTED") {
+            ReviewDecision::ChangesRequested
+        } else if latest.values().any(|s| s == "APPROVED") {
+            ReviewDecision::Approved
+        } else {
+            ReviewDecision::ReviewRequired
+        })
+    }
+
+    async fn find_by_head(
+        &self,
+        repo: &RepoRef,
+        branch: &str,
+        owner_uid: &str,
+    ) -> Result<Option<PullRequest>, GitHubError> {
+        let head = format!("{}:{branch}", repo.owner);
+        let v = self
+            .call(
+                Operation::ListPulls,
+                Method::GET,
+                format!(
+                    "/repos/{}/pulls?state=all&head={}&per_page=100",
+                    repo.path(),
+                    enc(&head)
+                ),
+                None,
+            )
+            .await?
+            .ok(Operation::ListPulls)?;
+        let mut prs: Vec<PullRequest> = v
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| pull_request(p).ok()).collect())
+            .unwrap_or_default();
+        prs.retain(|p| p.promotion_uid.as_deref() == Some(owner_uid));
+        prs.sort_by_key(|p| std::cmp::Reverse(p.number));
+        // An open PR wins over older closed ones for the same branch.
+        let open = prs.iter().position(|p| p.state == PrState::Open);
+        Ok(match open {
+            Some(i) => Some(prs.swap_remove(i)),
+            None => prs.into_iter().next(),
+        })
+    }
+
+    async fn observe(&self, repo: &RepoRef, number: u64) -> Result<PullRequest, GitHubError> {
+        let v = self
+            .get_conditional(
+                Operation::GetPull,
+                &format!("/repos/{}/pulls/{number}", repo.path()),
+            )
+            .await?
+            .ok(Operation::GetPull)?;
+        pull_request(&v)
+    }
+
+    async fn close_and_delete_branch(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+        branch: &str,
+    ) -> Result<(), GitHubError> {
+        let path = repo.path();
+        let reply = self
+            .call(
+                Operation::UpdatePull,
+                Method::PATCH,
+                format!("/repos/{path}/pulls/{number}"),
+                Some(json!({ "state": "closed" })),
+            )
+            .await?;
+        if reply.status == StatusCode::UNPROCESSABLE_ENTITY {
+            // Merged meanwhile: the branch belongs to history now, leave it.
+            return Ok(());
+        }
+        if reply.status != StatusCode::NOT_FOUND {
+            reply.ok(Operation::UpdatePull)?;
+        }
+        self.delete_branch(repo, branch).await
+    }
+
+    async fn delete_branch(&self, repo: &RepoRef, branch: &str) -> Result<(), GitHubError> {
+        let del = self
+            .call(
+                Operation::DeleteRef,
+                Method::DELETE,
+                format!(
+                    "/repos/{}/git/refs/{}",
+                    repo.path(),
+                    enc(&format!("heads/{branch}"))
+                ),
+                None,
+            )
+            .await?;
+        match del.status.as_u16() {
+            204 | 404 | 422 => Ok(()),
+            _ => del.ok(Operation::DeleteRef).map(|_| ()),
+        }
+    }
+}

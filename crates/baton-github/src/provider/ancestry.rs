@@ -1,0 +1,23 @@
+//! Commit ancestry.
+
+use std::future::Future;
+
+use super::RepoRef;
+use crate::error::GitHubError;
+
+/// Commit ancestry.
+pub trait Ancestry {
+    /// Whether `ancestor` is `descendant` or one of its ancestors (cached: the answer never changes).
+    fn contains(
+        &self,
+        repo: &RepoRef,
+        ancestor: &str,
+        descendant: &str,
+    ) -> impl Future<Output = Result<bool, GitHubError>> + Send;
+    /// The committer date of `sha` (RFC 3339), for lead-time metrics.
+    fn commit_time(
+        &self,
+        repo: &RepoRef,
+        sha: &str,
+    ) -> impl Future<Output = Result<Option<String>, GitHubError>> + Send;
+}

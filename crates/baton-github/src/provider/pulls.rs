@@ -1,0 +1,116 @@
+//! Promotion pull requests.
+
+use std::future::Future;
+
+use super::{BranchHead, FileChange, RepoRef};
+use crate::error::GitHubError;
+
+/// Everything needed to open a promotion pull request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromotionChange {
+    pub repo: RepoRef,
+    pub base_branch: String,
+    pub head_branch: String,
+    pub commit_message: String,
+    pub files: Vec<FileChange>,
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
+    pub reviewers: Vec<String>,
+    pub team_reviewers: Vec<String>,
+    pub auto_merge: bool,
+    /// UID of the Promotion the PR belongs to (its marker is in `body`).
+    pub owner_uid: String,
+}
+
+/// Where a pull request stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrState {
+    Open,
+    Merged { merge_commit: String },
+    Closed,
+}
+
+/// A pull request as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequest {
+    pub number: u64,
+    pub url: String,
+    pub head_branch: String,
+    pub head_sha: Option<String>,
+    pub state: PrState,
+    pub labels: Vec<String>,
+    /// The Promotion UID in the PR body's marker (only a PR carrying the asking
+    /// Promotion's UID is adopted).
+    pub promotion_uid: Option<String>,
+    /// GraphQL node id (for auto-merge).
+    pub node_id: Option<String>,
+    /// Why auto-merge could not be enabled, when it was asked for and refused
+    /// (e.g. the repository does not allow it). The PR itself is fine.
+    pub auto_merge_problem: Option<String>,
+}
+
+/// What reviewers decided so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewDecision {
+    /// No approval yet.
+    ReviewRequired,
+    Approved,
+    ChangesRequested,
+}
+
+impl ReviewDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewDecision::ReviewRequired => "ReviewRequired",
+            ReviewDecision::Approved => "Approved",
+            ReviewDecision::ChangesRequested => "ChangesRequested",
+        }
+    }
+}
+
+/// Promotion pull requests.
+pub trait PullRequests {
+    /// Creates the branch, one commit with every file change, the PR, labels,
+    /// reviewers and auto-merge. Safe to call again after any failure or crash: what
+    /// exists is reused, nothing is created twice.
+    fn open_promotion(
+        &self,
+        change: &PromotionChange,
+        base: &BranchHead,
+    ) -> impl Future<Output = Result<PullRequest, GitHubError>> + Send;
+    /// The PR whose head is `branch` and whose body carries the marker of the Promotion
+    /// with UID `owner_uid` (an open one first, else the newest), if any. A PR of an
+    /// earlier object with the same name is never returned.
+    fn find_by_head(
+        &self,
+        repo: &RepoRef,
+        branch: &str,
+        owner_uid: &str,
+    ) -> impl Future<Output = Result<Option<PullRequest>, GitHubError>> + Send;
+    /// The PR's current state, by conditional request (unchanged PRs cost no quota).
+    fn observe(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+    ) -> impl Future<Output = Result<PullRequest, GitHubError>> + Send;
+    /// The reviewers' decision (latest review per reviewer), by conditional request.
+    fn review_decision(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+    ) -> impl Future<Output = Result<ReviewDecision, GitHubError>> + Send;
+    /// Deletes a branch; a branch already gone is fine.
+    fn delete_branch(
+        &self,
+        repo: &RepoRef,
+        branch: &str,
+    ) -> impl Future<Output = Result<(), GitHubError>> + Send;
+    /// Closes an unmerged PR and deletes its branch.
+    fn close_and_delete_branch(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+        branch: &str,
+    ) -> impl Future<Output = Result<(), GitHubError>> + Send;
+}
