@@ -72,8 +72,8 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 demo: controlplane
-	$(CARGO) build --locked -q -p baton-controller -p baton-testkit
-	BATON_BIN=$(CURDIR)/target/debug/baton $(CARGO) run --locked -q -p baton-testkit --bin baton-demo
+	$(CARGO) build --locked -q -p baton-controller -p baton-devtools
+	BATON_BIN=$(CURDIR)/target/debug/baton $(CARGO) run --locked -q -p baton-devtools --bin baton-demo
 
 # The binary the Dockerfile ships: statically linked, checked to run.
 static:
@@ -88,7 +88,7 @@ bench-edit:
 
 # The operator under load: N promotions (BATON_BENCH_N, default 50) on the real control plane.
 bench-operator: controlplane
-	$(CARGO) build --release --locked -q -p baton-controller -p baton-testkit
+	$(CARGO) build --release --locked -q -p baton-controller -p baton-devtools
 	BATON_BIN=$(CURDIR)/target/release/baton $(CURDIR)/target/release/baton-bench
 
 clean:

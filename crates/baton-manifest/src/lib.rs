@@ -7,6 +7,30 @@
 //! the final newline), and every result is parsed back and compared with the intended
 //! meaning before it is returned: fail closed.
 //!
+//! # How an edit flows
+//!
+//! ```text
+//!  file text ──tree::parse──▶ documents: nodes with byte spans (start..end)
+//!  Edit ───────path::parse──▶ steps
+//!                    │
+//!                    ▼
+//!  edit::plan  (+ edit::resolve,         the edit as tree operations at locations:
+//!               edit::kustomize)         replace, insert, remove, append
+//!                    │
+//!                    ▼
+//!  edit::splice (+ edit::layout,         one byte range and its replacement, in the
+//!                scalar)                 file's own indentation, quoting and line ends
+//!                    │
+//!                    ▼
+//!  edit::verify                          re-parse; the meaning must be exactly the old
+//!                    │                   one with the operation applied
+//!                    ▼
+//!  new text, or EditError (nothing written)
+//! ```
+//!
+//! A kustomize image edit may be several operations; each is spliced and verified
+//! before the next is planned, on the text the previous one produced.
+//!
 //! ```
 //! use baton_manifest::{apply, Edit};
 //! let text = "service:\n  name: api\n  chartTag: api-v9.1.0 # bumped by Baton\n";

@@ -1,5 +1,23 @@
-//! Test kit: a real control plane (etcd + kube-apiserver built from Go modules by
-//! `make controlplane`) for Baton's tests and `make demo`.
+//! Test kit: the real and fake outside world Baton's tests (and `baton-devtools`,
+//! the demo and benchmark) run against.
+//!
+//! - [`controlplane`]: a real etcd + kube-apiserver (built from Go modules by
+//!   `make controlplane`) on loopback ports, with kubectl-style helpers; the
+//!   per-process [`shared`] instance; the Argo CD `Application` CRDs.
+//! - [`argocd`]: playing Argo CD's application controller: writing `Application`
+//!   sync and health status the way it does.
+//! - [`fake_github`]: a stateful fake of the GitHub REST API Baton uses, over real
+//!   HTTP, with ETags, rate-limit headers, fault injection and a request log:
+//!   - `fake_github/mod.rs`: [`FakeGitHub`], what tests call (set up repositories,
+//!     act as the reviewer, inspect PRs, statuses and requests, inject faults);
+//!   - `fake_github/state.rs`: the data model (repositories, commits, pulls, ...);
+//!   - `fake_github/router.rs`: every request's path through the fake (faults,
+//!     auth, the request log, rate-limit headers), then dispatch;
+//!   - `fake_github/handlers/`: one file per GitHub capability (refs, pulls,
+//!     statuses, releases, compare, graphql, auth), like the provider's operations.
+//! - [`contract`]: the contract gate: GitHub's OpenAPI description (through Prism)
+//!   checks every request the provider sends to the fake (`make contract-tools`).
+//! - [`background`]: servers that outlive one test's runtime, for shared fixtures.
 
 pub mod argocd;
 pub mod background;

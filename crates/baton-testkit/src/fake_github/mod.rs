@@ -3,8 +3,13 @@
 //! requests, labels, reviewers, statuses and releases, answers like GitHub does
 //! (422 for duplicates, 404 for unknown objects, ETag/304, rate-limit headers), and
 //! can inject faults. Tests drive the reviewer's side (merge, close, push) directly.
+//!
+//! `router` takes every request (faults, auth, log, rate-limit headers) to a
+//! handler in `handlers`, one module per capability; `state` is the data model.
 
-mod routes;
+mod handlers;
+mod reply;
+mod router;
 mod state;
 
 use std::collections::BTreeMap;
@@ -30,7 +35,7 @@ pub fn shared() -> &'static FakeGitHub {
     SHARED.get_or_init(|| {
         let state = Arc::new(Mutex::new(State::new()));
         let served = state.clone();
-        match crate::background::serve_forever(move || routes::router(served)) {
+        match crate::background::serve_forever(move || router::router(served)) {
             Ok(addr) => FakeGitHub {
                 state,
                 addr,
@@ -50,7 +55,7 @@ impl FakeGitHub {
         let state = Arc::new(Mutex::new(State::new()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let app = routes::router(state.clone());
+        let app = router::router(state.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

@@ -1,0 +1,219 @@
+//! HTTP dispatch for the fake. One fallback handler serves every path, so faults,
+//! auth, rate-limit headers and the request log apply to every endpoint alike; it
+//! then routes on path segments to one handler module per capability (see
+//! [`super::handlers`]).
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::handlers::{self, Auth, RepoRequest, auth, graphql};
+use super::reply::{Reply, error};
+use super::state::{FaultKind, LoggedRequest, State};
+
+type Shared = Arc<Mutex<State>>;
+
+pub fn router(state: Shared) -> Router {
+    Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let state = state.clone();
+            async move { handle(state, method, uri, headers, body).await }
+        },
+    )
+}
+
+fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn handle(
+    state: Shared,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let conditional = headers.contains_key("if-none-match");
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+
+    let fault = take_fault(&state, &method, &path);
+    if let Some(FaultKind::Delay(d)) = &fault {
+        tokio::time::sleep(*d).await;
+    }
+    let mut out = match fault.as_ref().and_then(fault_reply) {
+        Some(r) => r,
+        None => {
+            let query = uri.query().unwrap_or_default().to_owned();
+            route(&mut lock(&state), &method, &path, &query, &headers, &body)
+        }
+    };
+    if matches!(fault, Some(FaultKind::LostResponse)) {
+        out = error(StatusCode::BAD_GATEWAY, "Bad Gateway");
+    }
+
+    let remaining = {
+        let mut guard = lock(&state);
+        // Like GitHub, a 304 does not count against the rate limit.
+        if out.status != StatusCode::NOT_MODIFIED {
+            guard.remaining -= 1;
+        }
+        let remaining = if out.exhausted_reset.is_some() {
+            0
+        } else {
+            guard.remaining.max(0)
+        };
+        guard.log.push(LoggedRequest {
+            method: method.to_string(),
+            path,
+            status: out.status.as_u16(),
+            conditional,
+            authorization,
+        });
+        remaining
+    };
+    respond(out, remaining)
+}
+
+/// Takes one use of the first queued fault matching this request.
+fn take_fault(state: &Shared, method: &Method, path: &str) -> Option<FaultKind> {
+    let mut s = lock(state);
+    let f = s.faults.iter_mut().find(|f| {
+        f.times > 0
+            && (f.method == "*" || f.method == method.as_str())
+            && path.starts_with(&f.path_prefix)
+    })?;
+    f.times -= 1;
+    Some(f.kind.clone())
+}
+
+/// The answer a fault gives instead of doing the work, if it is that kind of fault.
+fn fault_reply(fault: &FaultKind) -> Option<Reply> {
+    match fault {
+        FaultKind::ServerError(code) => Some(error(
+            StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "Server Error",
+        )),
+        FaultKind::TooManyRequests { retry_after_secs } => {
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "You have exceeded a secondary rate limit.",
+            );
+            r.retry_after = Some(*retry_after_secs);
+            Some(r)
+        }
+        FaultKind::RateLimitExhausted { reset_in_secs } => {
+            let mut r = error(
+                StatusCode::FORBIDDEN,
+                "API rate limit exceeded for installation.",
+            );
+            r.exhausted_reset = Some(*reset_in_secs);
+            Some(r)
+        }
+        FaultKind::LostResponse | FaultKind::Delay(_) => None,
+    }
+}
+
+/// The HTTP response for `out`, with the rate-limit headers every GitHub answer has.
+fn respond(out: Reply, remaining: i64) -> Response {
+    let now = jiff::Timestamp::now().as_second();
+    let reset = now + i64::try_from(out.exhausted_reset.unwrap_or(3600)).unwrap_or(3600);
+    let mut resp = if out.status == StatusCode::NOT_MODIFIED || out.status == StatusCode::NO_CONTENT
+    {
+        out.status.into_response()
+    } else {
+        (out.status, axum::Json(out.body)).into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert("x-ratelimit-limit", HeaderValue::from_static("5000"));
+    h.insert("x-ratelimit-resource", HeaderValue::from_static("core"));
+    if let Ok(v) = HeaderValue::from_str(&remaining.to_string()) {
+        h.insert("x-ratelimit-remaining", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&reset.to_string()) {
+        h.insert("x-ratelimit-reset", v);
+    }
+    if let Some(secs) = out
+        .retry_after
+        .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+    {
+        h.insert("retry-after", secs);
+    }
+    if let Some(etag) = out.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        h.insert("etag", etag);
+    }
+    resp
+}
+
+/// Parses the body, authenticates, and picks the handler. App endpoints take the
+/// App's JWT; everything else an installation or personal token.
+fn route(
+    state: &mut State,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Reply {
+    let segs: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(handlers::decode)
+        .collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let json_body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(_) => return error(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
+        }
+    };
+    let auth = auth::authenticate(state, headers);
+
+    if let ["app", "installations", id, "access_tokens"] = segs.as_slice() {
+        return auth::create_installation_token(state, method, &auth, id);
+    }
+    if let ["graphql"] = segs.as_slice() {
+        if !matches!(auth, Auth::Token) {
+            return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+        }
+        return graphql::handle(state, &json_body);
+    }
+    let ["repos", owner, name, rest @ ..] = segs.as_slice() else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let full = format!("{owner}/{name}");
+    if let ["installation"] = rest {
+        return auth::repo_installation(state, &auth, &full);
+    }
+    if !matches!(auth, Auth::Token) {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    }
+    // Allocated for every repository request, whether or not the handler uses it.
+    let id = state.id();
+    let Some(repo) = state.repos.get_mut(&full) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let web = format!("https://github.com/{full}");
+    let req = RepoRequest {
+        full: &full,
+        web: &web,
+        id,
+        method: method.as_str(),
+        rest,
+        query,
+        headers,
+        body: &json_body,
+    };
+    handlers::repo(repo, &req)
+}
