@@ -192,10 +192,14 @@ impl Context {
                 .unwrap_or_default(),
             env.spec.gitops.repository
         );
-        if let Some((v, gh)) = self.github.lock().await.get(&slot) {
-            if *v == version {
-                return Ok(gh.clone());
-            }
+        if let Some((_, gh)) = self
+            .github
+            .lock()
+            .await
+            .get(&slot)
+            .filter(|(v, _)| *v == version)
+        {
+            return Ok(gh.clone());
         }
         let data = secret
             .data

@@ -83,11 +83,11 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
         github: None,
         seen: Seen::Nothing,
     };
-    if phase == Phase::Pending {
-        if let Some(b) = pending_gates(p, ctx, &ns, &env).await? {
-            o.seen = Seen::Blocked(b);
-            return Ok(o);
-        }
+    if phase == Phase::Pending
+        && let Some(b) = pending_gates(p, ctx, &ns, &env).await?
+    {
+        o.seen = Seen::Blocked(b);
+        return Ok(o);
     }
     let gh = match ctx.github_for(&ns, &env).await {
         Ok(gh) => gh,
@@ -369,10 +369,10 @@ async fn observe_app<G: Provider>(
             &reaches,
         )
     };
-    if let AppState::Degraded { message } = &mut state {
-        if message.is_empty() {
-            *message = degraded_cause(ctx, &status).await;
-        }
+    if let AppState::Degraded { message } = &mut state
+        && message.is_empty()
+    {
+        *message = degraded_cause(ctx, &status).await;
     }
     record.sync_status = status.sync.as_ref().map(|s| s.status.clone());
     record.health_status = status.health.as_ref().map(|h| h.status.clone());

@@ -193,7 +193,7 @@ mod tests {
         ));
         assert!(b.contains("- [ ] All services have been tested in staging\n- [ ] No critical issues reported in staging\n"));
         assert!(b.contains("`api-production`"));
-        assert!(b.ends_with("<!-- baton:promotion syrf/api-v9-1-1-to-production -->\n"));
+        assert!(b.ends_with("<!-- baton:promotion syrf/api-v9-1-1-to-production uid=uid-1 -->\n"));
     }
 
     #[test]

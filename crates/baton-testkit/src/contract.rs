@@ -1,9 +1,16 @@
 //! GitHub contract check: Stoplight Prism, loaded with GitHub's official OpenAPI
-//! description (npm `@octokit/openapi`), validates every request on its way to the
-//! fake. Prism reports violations in the `sl-violations` response header; a small
-//! gate in front of it turns any *request* violation into a 422 answer naming it, so
-//! the test that sent an invalid request fails. (Prism's own `--errors` mode also
-//! fails on the fake's abbreviated response bodies, which is not what we check.)
+//! description (npm `@octokit/openapi`), validates every REST request on its way to
+//! the fake, and every GraphQL document is validated against GitHub's published schema
+//! (npm `@octokit/graphql-schema`, with `graphql`'s `validate` and variable coercion,
+//! by `contract/graphql-check.mjs`). Prism reports violations in the `sl-violations`
+//! response header; a small gate in front of both turns any *request* violation into a
+//! 422 answer naming it, so the test that sent an invalid request fails. (Prism's own
+//! `--errors` mode also fails on the fake's abbreviated response bodies, which is not
+//! what we check.)
+//!
+//! The gate serves both URL layouts: github.com's (`/repos/...`, `/graphql`) and GitHub
+//! Enterprise Server's (`/api/v3/repos/...`, `/api/graphql`; `/api/v3/graphql` does not
+//! exist there and is answered 404).
 
 use std::io::Write as _;
 use std::net::TcpListener;
@@ -133,11 +140,76 @@ pub struct Violation {
     pub messages: Vec<String>,
 }
 
+/// The GraphQL checker: a Node process validating documents against GitHub's schema.
+pub struct GraphqlChecker {
+    child: Child,
+    _watchdog: Option<(Child, ChildStdin)>,
+    url: String,
+}
+
+impl GraphqlChecker {
+    /// Starts `contract/graphql-check.mjs` in the contract tools folder.
+    pub fn start() -> Result<Self, ContractError> {
+        let tools = ContractProxy::tools_dir();
+        let schema = tools.join("node_modules/@octokit/graphql-schema/schema.json");
+        if !schema.exists() {
+            return Err(ContractError::Missing(schema));
+        }
+        let script = crate::repo_root().join("crates/baton-testkit/contract/graphql-check.mjs");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(ContractError::Start)?
+            .port();
+        let child = Command::new("node")
+            .arg(&script)
+            .arg(port.to_string())
+            .current_dir(&tools)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(ContractError::Start)?;
+        let mut watchdog = Command::new("sh")
+            .args(["-c", r#"read _ ; kill "$1" 2>/dev/null"#, "baton-graphql-watchdog"])
+            .arg(child.id().to_string())
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(ContractError::Start)?;
+        let stdin = watchdog.stdin.take();
+        let checker = GraphqlChecker {
+            child,
+            _watchdog: stdin.map(|s| (watchdog, s)),
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(ContractError::NotReady(
+                    Duration::from_secs(60),
+                    "graphql-check.mjs did not listen".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(checker)
+    }
+}
+
+impl Drop for GraphqlChecker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some((_, mut stdin)) = self._watchdog.take() {
+            let _ = stdin.write_all(b"\n");
+        }
+    }
+}
+
 /// The gate in front of Prism: where tests point their GitHub API URL.
 pub struct ContractGate {
     proxy: ContractProxy,
+    _graphql: GraphqlChecker,
     url: String,
     violations: std::sync::Arc<std::sync::Mutex<Vec<Violation>>>,
+    graphql_paths: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ContractGate {
@@ -158,6 +230,87 @@ impl ContractGate {
     pub fn log(&self) -> String {
         self.proxy.log()
     }
+
+    /// The paths GraphQL documents were posted to (`/graphql` or `/api/graphql`).
+    pub fn graphql_paths(&self) -> Vec<String> {
+        self.graphql_paths
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Where the gate sends what it checks.
+#[derive(Clone)]
+struct Upstreams {
+    prism: String,
+    fake: String,
+    graphql: String,
+    violations: std::sync::Arc<std::sync::Mutex<Vec<Violation>>>,
+    graphql_paths: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<axum::body::Bytes>,
+>;
+
+/// Sends `body` to `url` and returns status and body.
+async fn post(
+    client: &HttpClient,
+    url: &str,
+    body: axum::body::Bytes,
+) -> Result<(http::StatusCode, axum::body::Bytes), String> {
+    use http_body_util::BodyExt;
+    let req = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(body))
+        .map_err(|e| e.to_string())?;
+    let resp = client.request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Ok((status, bytes))
+}
+
+/// A GraphQL document checked against GitHub's schema: the errors, if any.
+async fn graphql_errors(
+    client: &HttpClient,
+    up: &Upstreams,
+    body: &axum::body::Bytes,
+) -> Vec<String> {
+    match post(client, &up.graphql, body.clone()).await {
+        Ok((_, bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("errors").cloned())
+            .and_then(|e| serde_json::from_value::<Vec<String>>(e).ok())
+            .unwrap_or_else(|| vec!["the GraphQL checker answered nonsense".into()]),
+        Err(e) => vec![format!("the GraphQL checker is unreachable: {e}")],
+    }
+}
+
+fn refuse(
+    up: &Upstreams,
+    method: &http::Method,
+    path: &str,
+    found: Vec<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Ok(mut all) = up.violations.lock() {
+        all.push(Violation {
+            method: method.to_string(),
+            path: path.to_owned(),
+            messages: found.clone(),
+        });
+    }
+    let problem = serde_json::json!({ "message": format!("GitHub contract violation: {}", found.join("; ")) });
+    (http::StatusCode::UNPROCESSABLE_ENTITY, axum::Json(problem)).into_response()
 }
 
 /// Request violations in an `sl-violations` header value.
@@ -179,15 +332,9 @@ pub fn request_violations(header: &str) -> Vec<String> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn gate(
-    prism: String,
-    fake: String,
-    violations: std::sync::Arc<std::sync::Mutex<Vec<Violation>>>,
-    client: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        http_body_util::Full<axum::body::Bytes>,
-    >,
+    up: Upstreams,
+    client: HttpClient,
     method: http::Method,
     uri: http::Uri,
     headers: http::HeaderMap,
@@ -195,17 +342,30 @@ async fn gate(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     use http_body_util::BodyExt;
-    // GraphQL is not part of the REST description: it goes straight to the fake, which
-    // checks the one mutation Baton sends.
-    let upstream = if uri.path() == "/graphql" {
-        fake
-    } else {
-        prism
+    let path = uri.path();
+    if path == "/graphql" || path == "/api/graphql" {
+        if let Ok(mut paths) = up.graphql_paths.lock() {
+            paths.push(path.to_owned());
+        }
+        let found = graphql_errors(&client, &up, &body).await;
+        if !found.is_empty() {
+            return refuse(&up, &method, path, found);
+        }
+    } else if path == "/api/v3/graphql" {
+        return (
+            http::StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "message": "Not Found" })),
+        )
+            .into_response();
+    }
+    // GitHub Enterprise's REST prefix; the description's paths are root-relative.
+    let rest_path = path.strip_prefix("/api/v3").unwrap_or(path);
+    let (upstream, forward_path) = match path {
+        "/graphql" | "/api/graphql" => (up.fake.as_str(), "/graphql"),
+        _ => (up.prism.as_str(), rest_path),
     };
-    let target = format!(
-        "{upstream}{}",
-        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-    );
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let target = format!("{upstream}{forward_path}{query}");
     let mut req = http::Request::builder().method(method.clone()).uri(&target);
     for (k, v) in &headers {
         if k != http::header::HOST {
@@ -242,15 +402,7 @@ async fn gate(
         .map(request_violations)
         .unwrap_or_default();
     if !found.is_empty() {
-        if let Ok(mut all) = violations.lock() {
-            all.push(Violation {
-                method: method.to_string(),
-                path: uri.path().to_owned(),
-                messages: found.clone(),
-            });
-        }
-        let problem = serde_json::json!({ "message": format!("GitHub contract violation: {}", found.join("; ")) });
-        return (http::StatusCode::UNPROCESSABLE_ENTITY, axum::Json(problem)).into_response();
+        return refuse(&up, &method, path, found);
     }
     let mut out = http::Response::builder().status(parts.status);
     for (k, v) in &parts.headers {
@@ -274,38 +426,37 @@ pub fn shared() -> Result<&'static ContractGate, String> {
         .get_or_init(|| {
             let fake = crate::fake_github::shared();
             let proxy = ContractProxy::start(&fake.url()).map_err(|e| e.to_string())?;
-            let prism = proxy.url().to_owned();
-            let fake_url = fake.url();
-            let violations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-            let recorded = violations.clone();
+            let checker = GraphqlChecker::start().map_err(|e| e.to_string())?;
+            let up = Upstreams {
+                prism: proxy.url().to_owned(),
+                fake: fake.url(),
+                graphql: checker.url.clone(),
+                violations: std::sync::Arc::new(std::sync::Mutex::new(Vec::new())),
+                graphql_paths: std::sync::Arc::new(std::sync::Mutex::new(Vec::new())),
+            };
+            let (violations, graphql_paths) = (up.violations.clone(), up.graphql_paths.clone());
             let addr = crate::background::serve_forever(move || {
-                let client = hyper_util::client::legacy::Client::builder(
+                let client: HttpClient = hyper_util::client::legacy::Client::builder(
                     hyper_util::rt::TokioExecutor::new(),
                 )
                 .build_http();
+                let up = up.clone();
                 axum::Router::new().fallback(
                     move |m: http::Method,
                           u: http::Uri,
                           h: http::HeaderMap,
                           b: axum::body::Bytes| {
-                        gate(
-                            prism.clone(),
-                            fake_url.clone(),
-                            recorded.clone(),
-                            client.clone(),
-                            m,
-                            u,
-                            h,
-                            b,
-                        )
+                        gate(up.clone(), client.clone(), m, u, h, b)
                     },
                 )
             })
             .map_err(|e| e.to_string())?;
             Ok(ContractGate {
                 proxy,
+                _graphql: checker,
                 url: format!("http://{addr}"),
                 violations,
+                graphql_paths,
             })
         })
         .as_ref()

@@ -105,7 +105,7 @@ fn short(rev: &str) -> &str {
     rev.get(..7).unwrap_or(rev)
 }
 
-fn op_revisions<'o>(op: &'o OperationState) -> Vec<&'o str> {
+fn op_revisions(op: &OperationState) -> Vec<&str> {
     op.sync_result
         .as_ref()
         .map(|r| {

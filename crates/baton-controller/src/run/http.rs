@@ -92,11 +92,11 @@ fn wake_for(
     wake: &Wake,
     event: &baton_github::webhook::PullRequestEvent,
 ) {
-    if let Some(id) = &event.delivery {
-        if !ctx.first_delivery(id) {
-            tracing::info!(delivery = %id, repository = %event.repository, number = event.number, "webhook delivery replayed: ignored");
-            return;
-        }
+    if let Some(id) = &event.delivery
+        && !ctx.first_delivery(id)
+    {
+        tracing::info!(delivery = %id, repository = %event.repository, number = event.number, "webhook delivery replayed: ignored");
+        return;
     }
     tracing::info!(repository = %event.repository, number = event.number, state = ?event.state, "pull request webhook");
     for p in store.state() {

@@ -19,9 +19,10 @@ pub fn handle(state: &mut State, body: &Value) -> Reply {
             json!({ "errors": [{ "message": "the fake GitHub only knows enablePullRequestAutoMerge" }] }),
         );
     }
-    let id = body
-        .pointer("/variables/pullRequestId")
-        .and_then(Value::as_str)
+    // The argument names the variable that carries the id, as GitHub resolves it (the
+    // contract gate has already checked the document against GitHub's schema).
+    let id = argument_variable(query, "pullRequestId")
+        .and_then(|var| body.get("variables")?.get(var)?.as_str())
         .unwrap_or_default();
     for (full, repo) in state.repos.iter_mut() {
         if let Some(p) = repo
@@ -47,4 +48,14 @@ pub fn handle(state: &mut State, body: &Value) -> Reply {
         StatusCode::OK,
         json!({ "errors": [{ "message": format!("Could not resolve to a node with the global id of '{id}'"), "type": "NOT_FOUND" }] }),
     )
+}
+
+/// The variable passed to `argument` in `query`: `pullRequestId: $id` gives `id`.
+fn argument_variable<'q>(query: &'q str, argument: &str) -> Option<&'q str> {
+    let at = query.find(&format!("{argument}:"))? + argument.len() + 1;
+    let rest = query[at..].trim_start().strip_prefix('$')?;
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
 }
