@@ -79,6 +79,15 @@ impl Fixture {
             .expect("Application created");
     }
 
+    /// Deletes the Application (its resources stay), so Argo CD stops polling a
+    /// repository that goes away with the test.
+    async fn finish(self) {
+        self.apps()
+            .delete(&self.ns, &kube::api::DeleteParams::default())
+            .await
+            .expect("Application deleted");
+    }
+
     /// The Application's `status` as Argo CD wrote it.
     async fn status(&self) -> Value {
         let app = self.apps().get(&self.ns).await.expect("Application reads");
@@ -239,6 +248,7 @@ async fn configmap_service_syncs_to_head_and_follows_new_commits() {
         "real Argo CD: ready in {ready:?}; first sync {first_sync:?} after creation; \
          new commit synced {second_sync:?} after the commit; states seen {seen:?}"
     );
+    f.finish().await;
 }
 
 #[tokio::test]
@@ -257,6 +267,7 @@ async fn deployment_with_zero_replicas_is_healthy() {
     f.create_application(&repo, "web").await;
     f.wait("Synced+Healthy", |s| synced_healthy_at(s, &sha))
         .await;
+    f.finish().await;
 }
 
 #[tokio::test]
@@ -311,6 +322,7 @@ async fn deployment_that_never_becomes_available_goes_degraded() {
         status.get("resources").cloned().unwrap_or(Value::Null),
         progressing.reason
     );
+    f.finish().await;
 }
 
 #[tokio::test]
@@ -383,6 +395,7 @@ spec:
         str_at(condition, "/message"),
         format!("Failed last sync attempt to [{sha}]: {message}")
     );
+    f.finish().await;
 }
 
 const HELPER_ENV: &str = "BATON_ARGOCD_PANIC_HELPER";
