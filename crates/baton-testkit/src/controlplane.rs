@@ -297,13 +297,13 @@ fn require_binary(dir: &Path, name: &'static str) -> Result<PathBuf, ControlPlan
 }
 
 /// The last lines of a log, for startup errors (the folder is removed on failure).
-fn tail(log: &Path) -> String {
+pub(crate) fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-fn free_port() -> Result<u16, ControlPlaneError> {
+pub(crate) fn free_port() -> Result<u16, ControlPlaneError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
     let port = listener
         .local_addr()
@@ -312,7 +312,7 @@ fn free_port() -> Result<u16, ControlPlaneError> {
     Ok(port)
 }
 
-fn spawn(cmd: &mut Command, log: &Path) -> Result<Child, ControlPlaneError> {
+pub(crate) fn spawn(cmd: &mut Command, log: &Path) -> Result<Child, ControlPlaneError> {
     let out = std::fs::File::create(log).map_err(io(format!("create {}", log.display())))?;
     let err = out.try_clone().map_err(io("duplicate the log handle"))?;
     cmd.stdin(Stdio::null())
