@@ -18,6 +18,9 @@ ARGOCD_BIN       ?= $(ARGOCD_DIR)/bin
 CONTRACT_TOOLS   ?= $(BATON_CACHE)/contract
 PRISM_VERSION    := 5.14.2
 OCTOKIT_OPENAPI  := 23.0.2
+GRAPHQL_JS       := 16.11.0
+OCTOKIT_GRAPHQL  := 15.26.1
+CONTRACT_STAMP   := $(CONTRACT_TOOLS)/.installed-$(PRISM_VERSION)-$(OCTOKIT_OPENAPI)-$(GRAPHQL_JS)-$(OCTOKIT_GRAPHQL)
 NPM              ?= npm
 
 export BATON_CONTROLPLANE_BIN := $(CONTROLPLANE_BIN)
@@ -73,11 +76,13 @@ $(ARGOCD_DIR)/crds/application-crd.yaml: tools/argocd/go.mod
 		chmod u+w $(ARGOCD_DIR)/crds/*.yaml
 
 # GitHub's OpenAPI description and Prism, which checks every request the tests send.
-contract-tools: $(CONTRACT_TOOLS)/node_modules/.bin/prism
+# GraphQL documents are checked with graphql-js against GitHub's published schema.
+contract-tools: $(CONTRACT_STAMP)
 
-$(CONTRACT_TOOLS)/node_modules/.bin/prism:
+$(CONTRACT_STAMP):
 	@mkdir -p $(CONTRACT_TOOLS)
-	cd $(CONTRACT_TOOLS) && $(NPM) install --no-audit --no-fund --loglevel=error @stoplight/prism-cli@$(PRISM_VERSION) @octokit/openapi@$(OCTOKIT_OPENAPI)
+	cd $(CONTRACT_TOOLS) && $(NPM) install --no-audit --no-fund --loglevel=error @stoplight/prism-cli@$(PRISM_VERSION) @octokit/openapi@$(OCTOKIT_OPENAPI) graphql@$(GRAPHQL_JS) @octokit/graphql-schema@$(OCTOKIT_GRAPHQL)
+	@touch $@
 
 # Every test: pure, fake-backed, and against the real control plane.
 test: controlplane argocd contract-tools

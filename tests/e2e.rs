@@ -84,8 +84,17 @@ async fn one_service_from_apply_to_deployed_status() {
             .body
             .contains("- [ ] All services have been tested in staging")
     );
+    // The marker names the object (its UID): only this Promotion may adopt the PR.
+    let uid = w
+        .promotions()
+        .get("api-v9-1-1-to-production")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
     assert!(pulls[0].body.contains(&format!(
-        "<!-- baton:promotion {}/api-v9-1-1-to-production -->",
+        "<!-- baton:promotion {}/api-v9-1-1-to-production uid={uid} -->",
         w.ns
     )));
     let changed = w
@@ -355,12 +364,24 @@ async fn operator_killed_in_every_phase_never_duplicates_anything() {
     assert_eq!(w.statuses().len(), 1, "one status");
     let releases = w.fake.releases(&w.source);
     assert_eq!(releases.len(), 1, "one release");
-    assert_eq!(releases[0].tag_name, "deploy/production/api-restart");
+    // Namespaced and unique to the object, so a recycled name never reuses it.
+    let uid = w
+        .promotions()
+        .get("api-restart")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    assert_eq!(
+        releases[0].tag_name,
+        format!("deploy/production/{}/api-restart-{}", w.ns, &uid[..8])
+    );
     let branches = w.fake.branches(&w.gitops);
     assert_eq!(
         branches.len(),
-        2,
-        "main and the promotion branch: {branches:?}"
+        1,
+        "main only: the merged promotion's branch is deleted: {branches:?}"
     );
 }
 

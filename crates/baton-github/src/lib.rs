@@ -23,6 +23,6 @@ pub mod webhook;
 
 pub use error::GitHubError;
 pub use github::auth::Credentials;
-pub use github::client::{GitHub, Operation, RetryPolicy, Stats};
+pub use github::client::{GitHub, Operation, RetryPolicy, Stats, graphql_base};
 pub use github::{auth, client};
 pub use provider::*;

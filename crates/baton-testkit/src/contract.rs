@@ -168,7 +168,11 @@ impl GraphqlChecker {
             .spawn()
             .map_err(ContractError::Start)?;
         let mut watchdog = Command::new("sh")
-            .args(["-c", r#"read _ ; kill "$1" 2>/dev/null"#, "baton-graphql-watchdog"])
+            .args([
+                "-c",
+                r#"read _ ; kill "$1" 2>/dev/null"#,
+                "baton-graphql-watchdog",
+            ])
             .arg(child.id().to_string())
             .stdin(Stdio::piped())
             .spawn()

@@ -17,6 +17,20 @@ pub struct Leadership {
     pub task: tokio::task::JoinHandle<
         Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>,
     >,
+    /// Keeps the fence; it holds a receiver too, so it is stopped before a release.
+    pub keeper: tokio::task::JoinHandle<()>,
+}
+
+impl Leadership {
+    /// Closes the fence and releases the Lease for a quick hand-over (the manager
+    /// releases it once every receiver is gone).
+    pub async fn release(self, fence: &Fence) {
+        fence.close();
+        self.keeper.abort();
+        let _ = self.keeper.await;
+        drop(self.leader);
+        let _ = self.task.await;
+    }
 }
 
 /// Waits until this replica leads. `None` when interrupted while waiting.
@@ -48,8 +62,12 @@ pub async fn acquire(
         }
     }
     tracing::info!(identity = %args.identity, "leading");
-    spawn_fence_keeper(args, client.clone(), fence.clone(), leader.clone());
-    Ok(Some(Leadership { leader, task }))
+    let keeper = spawn_fence_keeper(args, client.clone(), fence.clone(), leader.clone());
+    Ok(Some(Leadership {
+        leader,
+        task,
+        keeper,
+    }))
 }
 
 /// Keeps the fence's deadline at the Lease's expiry as long as the Lease names this
@@ -59,7 +77,7 @@ fn spawn_fence_keeper(
     client: kube::Client,
     fence: Fence,
     mut leader: watch::Receiver<bool>,
-) {
+) -> tokio::task::JoinHandle<()> {
     let leases: Api<Lease> = Api::namespaced(client, &args.lease_namespace);
     let (name, identity) = (args.lease_name.clone(), args.identity.clone());
     let duration = Duration::from_secs(args.lease_seconds);
@@ -84,7 +102,7 @@ fn spawn_fence_keeper(
                 changed = leader.changed() => if changed.is_err() { fence.close(); return; },
             }
         }
-    });
+    })
 }
 
 /// How long the Lease still protects `identity`, if it names it: from its last

@@ -153,10 +153,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
     watches::run(controller, apis, store, ctx, woken, stop).await;
     if let Some(l) = lease {
-        // Dropping the receiver makes the manager release the Lease for a quick hand-over.
-        fence.close();
-        drop(l.leader);
-        let _ = l.task.await;
+        l.release(&fence).await;
         tracing::info!("lease released");
     }
     tracing::info!("controller stopped");

@@ -1,6 +1,8 @@
-//! The GitHub provider against the stateful fake GitHub, through Prism validating
-//! every request against GitHub's official OpenAPI description: idempotence under
-//! repeats, lost responses, rate limits and 5xx bursts; polling with ETags; App tokens.
+//! The provider conformance suite: the GitHub provider against the stateful fake GitHub,
+//! through the contract gate (every REST request checked against GitHub's OpenAPI
+//! description, every GraphQL document against its schema). Idempotence under repeats,
+//! lost responses, rate limits and 5xx bursts; polling with ETags; App tokens; GitHub
+//! Enterprise URLs. A second provider (GitLab, Gitea) would pass the same checklist.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -833,5 +835,86 @@ async fn auto_merge_and_review_decisions() {
     assert_eq!(
         gh.review_decision(&repo, pr.number).await.unwrap(),
         ReviewDecision::Approved
+    );
+}
+
+#[tokio::test]
+async fn graphql_documents_are_checked_against_githubs_schema() {
+    let World { gh, .. } = setup("graphql_contract").await;
+    // The mutation Baton once sent: it declares `$id` but sends `pullRequestId`.
+    let wrong = serde_json::json!({
+        "query": "mutation($id: ID!) { enablePullRequestAutoMerge(input: { pullRequestId: $id, mergeMethod: SQUASH }) { pullRequest { number } } }",
+        "variables": { "pullRequestId": "PR_x" }
+    });
+    let reply = gh
+        .send(
+            Operation::EnableAutoMerge,
+            http::Method::POST,
+            "/graphql",
+            Some(&wrong),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(reply.status.as_u16(), 422, "{:?}", reply.body);
+    let message = reply.body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("\"$id\" of required type \"ID!\" was not provided"),
+        "{message}"
+    );
+    // A field GitHub's schema does not have.
+    let unknown = serde_json::json!({ "query": "query { viewer { favouriteColour } }" });
+    let reply = gh
+        .send(
+            Operation::EnableAutoMerge,
+            http::Method::POST,
+            "/graphql",
+            Some(&unknown),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(reply.status.as_u16(), 422);
+    assert!(
+        reply.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("favouriteColour")
+    );
+}
+
+#[tokio::test]
+async fn enterprise_rest_and_graphql_urls() {
+    let fake = baton_testkit::fake_github::shared();
+    let full = "camaradesuk/gitops-ghe".to_owned();
+    fake.create_repo(
+        &full,
+        "main",
+        &[(API_FILE, "service:\n  chartTag: api-v9.1.0\n")],
+    );
+    let repo = RepoRef::parse(&full).unwrap();
+    // GitHub Enterprise Server: REST under /api/v3, GraphQL at /api/graphql.
+    let ghe = format!("{}/api/v3", api_url());
+    let gh = GitHub::connect(&ghe, &Credentials::Token(TOKEN.into()), &repo, fast())
+        .await
+        .expect("connects");
+    let (mut c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
+    c.auto_merge = true;
+    let pr = gh.open_promotion(&c, &base).await.unwrap();
+    assert_eq!(pr.auto_merge_problem, None);
+    assert!(
+        fake.pulls(&full)[0].auto_merge,
+        "auto-merge enabled on Enterprise"
+    );
+    let gate = baton_testkit::contract::shared().unwrap();
+    assert!(
+        gate.graphql_paths().iter().any(|p| p == "/api/graphql"),
+        "{:?}",
+        gate.graphql_paths()
+    );
+    assert!(!gate.graphql_paths().iter().any(|p| p == "/api/v3/graphql"));
+    // github.com: GraphQL at /graphql, next to REST.
+    assert_eq!(graphql_base("https://api.github.com"), None);
+    assert_eq!(
+        graphql_base("https://ghe.example.com/api/v3/").as_deref(),
+        Some("https://ghe.example.com/api")
     );
 }
