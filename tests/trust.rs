@@ -204,7 +204,8 @@ async fn multi_source_application_is_judged_by_its_gitops_source_only() {
             "sync": { "status": "Synced", "revisions": ["1.2.3", merge] },
             "health": { "status": "Healthy" },
             "operationState": { "phase": "Succeeded", "startedAt": at, "finishedAt": at,
-                                "syncResult": { "revisions": ["1.2.3", merge] } }
+                                "operation": { "sync": { "revisions": ["1.2.3", merge] }, "initiatedBy": { "automated": true } },
+                                "syncResult": { "revision": "1.2.3", "revisions": ["1.2.3", merge] } }
         }),
     )
     .await;
@@ -233,6 +234,7 @@ async fn a_failed_sync_fails_the_promotion_at_once_with_argo_cds_message() {
             "sync": { "status": "OutOfSync", "revision": merge },
             "health": { "status": "Missing" },
             "operationState": { "phase": "Running", "startedAt": at, "retryCount": 1,
+                                "operation": { "sync": { "revision": merge }, "initiatedBy": { "automated": true } },
                                 "message": format!("{message}. Retrying attempt #1 at 12:06AM."),
                                 "syncResult": { "revision": merge } }
         }),
@@ -264,6 +266,7 @@ async fn a_failed_sync_fails_the_promotion_at_once_with_argo_cds_message() {
         single_source(&w),
         json!({
             "operationState": { "phase": "Failed", "startedAt": at, "finishedAt": at, "retryCount": 1,
+                                "operation": { "sync": { "revision": merge }, "initiatedBy": { "automated": true } },
                                 "message": format!("{message} (retried 1 times)."),
                                 "syncResult": { "revision": merge } }
         }),
@@ -316,7 +319,9 @@ async fn a_service_the_merge_did_not_change_needs_no_new_sync_operation() {
         json!({
             "sync": { "status": "Synced", "revision": merge },
             "health": { "status": "Healthy" },
-            "operationState": { "phase": "Succeeded", "startedAt": at, "finishedAt": at, "syncResult": { "revision": older } }
+            "operationState": { "phase": "Succeeded", "startedAt": at, "finishedAt": at,
+                                "operation": { "sync": { "revision": older }, "initiatedBy": { "automated": true } },
+                                "syncResult": { "revision": older } }
         }),
     )
     .await;
