@@ -827,6 +827,35 @@ async fn shipped_config_is_hardened_and_its_least_rbac_runs_the_whole_flow() {
         "no",
         "the operator cannot list Secrets"
     );
+    // Secrets are read only where a team binds the credentials role.
+    let can_get = |ns: &str| {
+        w.cp.run_kubectl([
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "auth",
+            "can-i",
+            "get",
+            "secrets",
+            "-n",
+            ns,
+        ])
+        .unwrap()
+        .stdout
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(
+        can_get(&w.ns),
+        "no",
+        "no Secret access before the team grants it"
+    );
+    let team = baton_testkit::repo_root().join("config/team/rolebinding.yaml");
+    let bound =
+        w.cp.run_kubectl(["apply", "-n", &w.ns, "-f", &team.to_string_lossy()])
+            .unwrap();
+    assert!(bound.success, "{}", bound.stderr);
+    assert_eq!(can_get(&w.ns), "yes");
+    assert_eq!(can_get("kube-system"), "no", "no cluster-wide Secret reads");
     let lease_name = format!("baton-leader-{}", w.ns);
     w.operator = Some(baton_integration::Operator::start_with(
         w.cp,

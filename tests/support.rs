@@ -156,6 +156,7 @@ impl Operator {
             .env("BATON_MAX_REQUEUE", "1s")
             .env("BATON_NAMESPACE", ns)
             .env("BATON_GITHUB_RETRY_BASE_MS", "20")
+            .env("BATON_GITHUB_PLAIN_HTTP", "true")
             .env("RUST_LOG", "info,baton_controller=debug")
             // One Lease per test namespace; a new identity per process, like a new pod.
             .env("POD_NAMESPACE", ns)
@@ -279,7 +280,9 @@ impl World {
                         "target": { "file": "syrf/environments/{environment}/{service}/config.yaml", "yamlPath": "service.chartTag" } },
             "applications": { "namespace": self.ns, "name": "{service}-{environment}" },
             "notifications": { "commitStatus": { "context": "argocd/deploy-{environment}" }, "release": false },
-            "github": { "apiUrl": self.api_url, "secretRef": { "name": "github-token" } },
+            // Environments only take https:// URLs; the operator runs with
+            // BATON_GITHUB_PLAIN_HTTP to reach the local gate.
+            "github": { "apiUrl": self.api_url.replacen("http://", "https://", 1), "secretRef": { "name": "github-token" } },
             "syncTimeout": "10m",
             "degradedGracePeriod": "2s"
         });

@@ -265,8 +265,9 @@ fn default_context() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct GitHubConnection {
     /// REST API base URL; set it for GitHub Enterprise Server (`https://ghe.example.com/api/v3`).
+    /// HTTPS only: tokens never travel in clear text.
     #[serde(default = "default_api_url")]
-    #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]
+    #[schemars(length(max = 2048), regex(pattern = r"^https://"))]
     pub api_url: String,
     /// Secret (same namespace) with `token`, or `appId`, `privateKey` and `installationId`.
     pub secret_ref: SecretRef,

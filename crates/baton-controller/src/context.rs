@@ -23,6 +23,8 @@ pub struct Config {
     /// Upper bound on any requeue interval (polling GitHub, waiting for Argo CD).
     pub max_requeue: Duration,
     pub retry: RetryPolicy,
+    /// Tests only: reach `https://` API URLs over plain HTTP (a local fake GitHub).
+    pub github_plain_http: bool,
 }
 
 /// Application `(namespace, name)` -> the Promotions waiting on it.
@@ -214,19 +216,19 @@ impl Context {
         })?;
         let repo = RepoRef::parse(&env.spec.gitops.repository)
             .map_err(|e| ConnectError::Blocked(Blocker::InvalidSpec(e.to_string())))?;
-        let gh = GitHub::connect(
-            &env.spec.github.api_url,
-            &creds,
-            &repo,
-            self.config.retry.clone(),
-        )
-        .await
-        .map_err(|e| match e {
-            baton_github::GitHubError::Credentials(m) => ConnectError::Blocked(
-                Blocker::SecretNotFound(format!("Secret {secret_name:?}: {m}")),
-            ),
-            other => ConnectError::Transient(other.into()),
-        })?;
+        let api_url = if self.config.github_plain_http {
+            env.spec.github.api_url.replacen("https://", "http://", 1)
+        } else {
+            env.spec.github.api_url.clone()
+        };
+        let gh = GitHub::connect(&api_url, &creds, &repo, self.config.retry.clone())
+            .await
+            .map_err(|e| match e {
+                baton_github::GitHubError::Credentials(m) => ConnectError::Blocked(
+                    Blocker::SecretNotFound(format!("Secret {secret_name:?}: {m}")),
+                ),
+                other => ConnectError::Transient(other.into()),
+            })?;
         let metrics = self.metrics.clone();
         let gh = Arc::new(gh.observed_by(Arc::new(move |op, class, remaining| {
             metrics.github_request(op.as_str(), class, remaining)
@@ -265,4 +267,57 @@ pub struct CacheSizes {
     pub deliveries: usize,
     pub app_index: usize,
     pub failures: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::events::Reporter;
+
+    fn context() -> Context {
+        // Never contacted: the caches are exercised without an API server.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client");
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "baton".into(),
+                instance: None,
+            },
+        );
+        Context::new(
+            client,
+            recorder,
+            Config {
+                max_requeue: Duration::from_secs(60),
+                retry: RetryPolicy::default(),
+                github_plain_http: false,
+            },
+            Arc::new(crate::metrics::Metrics::new()),
+            crate::fence::Fence::open(),
+        )
+    }
+
+    #[tokio::test]
+    async fn ten_thousand_promotion_lifecycles_leave_the_caches_bounded() {
+        let ctx = context();
+        for i in 0..10_000 {
+            let p = ObjectRef::<Promotion>::new(&format!("p-{i}")).within("team");
+            // A promotion waits on its Applications, fails a few times, gets webhooks...
+            ctx.watch_application("argocd", &format!("svc-{}-production", i % 300), p.clone());
+            ctx.watch_application("argocd", &format!("svc-{}-staging", i % 300), p.clone());
+            ctx.failed(&p);
+            ctx.failed(&p);
+            assert!(ctx.first_delivery(&format!("delivery-{i}")));
+            // ...and ends.
+            ctx.forget(&p);
+        }
+        let sizes = ctx.cache_sizes().await;
+        assert_eq!(sizes.app_index, 0, "{sizes:?}");
+        assert_eq!(sizes.failures, 0, "{sizes:?}");
+        assert_eq!(sizes.deliveries, MAX_DELIVERIES, "{sizes:?}");
+        assert_eq!(sizes.connections, 0);
+        // A replay of a remembered delivery is still recognised.
+        assert!(!ctx.first_delivery("delivery-9999"));
+    }
 }

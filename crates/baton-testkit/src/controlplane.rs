@@ -464,15 +464,15 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The Application CRD to test with: the official Argo CD CRD when it is available
-/// (`BATON_ARGOCD_CRD`, or the shared reference folder next to the repository), else
+/// (`BATON_ARGOCD_CRD`; the one `make argocd` took from the Argo CD module, in
+/// `BATON_ARGOCD_CRDS`; or the shared reference folder next to the repository), else
 /// the project's own minimal one.
 pub fn argocd_application_crd() -> (PathBuf, bool) {
     let candidates = [
         std::env::var_os("BATON_ARGOCD_CRD").map(PathBuf::from),
+        std::env::var_os("BATON_ARGOCD_CRDS")
+            .map(|dir| PathBuf::from(dir).join("application-crd.yaml")),
         Some(repo_root().join("../shared/reference/argocd/application-crd.yaml")),
-        Some(PathBuf::from(
-            "/work/shared/reference/argocd/application-crd.yaml",
-        )),
     ];
     for candidate in candidates.into_iter().flatten() {
         if candidate.is_file() {

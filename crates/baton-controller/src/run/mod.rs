@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// in every namespace.
     #[arg(long, env = "BATON_APPLICATIONS_NAMESPACE", default_value = "argocd")]
     pub applications_namespace: String,
+    /// Speak plain HTTP to the Environments' `https://` GitHub API URLs. For tests
+    /// against a local fake GitHub only: never in a cluster.
+    #[arg(long, env = "BATON_GITHUB_PLAIN_HTTP", default_value_t = false, action = clap::ArgAction::Set, hide = true)]
+    pub github_plain_http: bool,
     /// First retry delay after a GitHub 5xx or timeout, in milliseconds.
     #[arg(long, env = "BATON_GITHUB_RETRY_BASE_MS", default_value_t = 500)]
     pub github_retry_base_ms: u64,
@@ -102,7 +106,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let ctx = Arc::new(Context::new(
         client.clone(),
         recorder,
-        Config { max_requeue, retry },
+        Config {
+            max_requeue,
+            retry,
+            github_plain_http: args.github_plain_http,
+        },
         metrics.clone(),
         fence.clone(),
     ));

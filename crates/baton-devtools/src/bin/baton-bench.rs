@@ -73,7 +73,7 @@ async fn main() -> Res<()> {
     let env = json!({
         "apiVersion": "baton.dev/v1alpha1", "kind": "Environment", "metadata": { "name": "production" },
         "spec": { "gitops": { "repository": gitops, "target": { "file": "envs/{environment}/{service}.yaml", "yamlPath": "image.tag" } },
-                  "applications": { "namespace": ns }, "github": { "apiUrl": gh.url(), "secretRef": { "name": "gh" } } }
+                  "applications": { "namespace": ns }, "github": { "apiUrl": gh.url().replacen("http://", "https://", 1), "secretRef": { "name": "gh" } } }
     });
     Api::<baton_api::Environment>::namespaced(client.clone(), ns)
         .patch(
@@ -88,6 +88,7 @@ async fn main() -> Res<()> {
         .env("KUBECONFIG", cp.kubeconfig())
         .env("BATON_HTTP_ADDR", "127.0.0.1:0")
         .env("BATON_NAMESPACE", ns)
+        .env("BATON_GITHUB_PLAIN_HTTP", "true")
         .env("POD_NAMESPACE", ns)
         // Merges are found by polling (no webhook here); Argo CD changes arrive by watch.
         .env("BATON_MAX_REQUEUE", "10s")

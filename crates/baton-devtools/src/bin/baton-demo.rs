@@ -92,7 +92,7 @@ async fn demo() -> Res<()> {
             "applications": { "namespace": ns, "name": "{service}-{environment}" },
             "pullRequest": { "labels": ["requires-review"], "checklist": ["All services have been tested in staging", "No critical issues reported in staging"] },
             "notifications": { "commitStatus": { "context": "argocd/deploy-{environment}" } },
-            "github": { "apiUrl": gh.url(), "secretRef": { "name": "github-app-credentials" } }
+            "github": { "apiUrl": gh.url().replacen("http://", "https://", 1), "secretRef": { "name": "github-app-credentials" } }
         }
     });
     Api::<baton_api::Environment>::namespaced(client.clone(), ns)
@@ -111,6 +111,7 @@ async fn demo() -> Res<()> {
         .env("BATON_HTTP_ADDR", "127.0.0.1:0")
         .env("BATON_MAX_REQUEUE", "2s")
         .env("BATON_NAMESPACE", ns)
+        .env("BATON_GITHUB_PLAIN_HTTP", "true")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path)?)
         .spawn()?;

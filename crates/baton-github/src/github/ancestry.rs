@@ -32,7 +32,7 @@ impl Ancestry for GitHub {
             .ok(Operation::Compare)?;
         let answer = matches!(str_at(&v, &["status"]), Some("ahead" | "identical"));
         if let Ok(mut m) = self.ancestry.lock() {
-            m.insert(key, answer);
+            crate::client::insert_bounded(&mut m, key, answer, crate::client::MAX_ANCESTRY);
         }
         Ok(answer)
     }

@@ -266,7 +266,12 @@ impl GitHub {
                             if let (true, Some(etag), Ok(mut m)) =
                                 (conditional, raw.etag.clone(), self.etags.lock())
                             {
-                                m.insert(url.clone(), (etag, raw.body.clone()));
+                                insert_bounded(
+                                    &mut m,
+                                    url.clone(),
+                                    (etag, raw.body.clone()),
+                                    MAX_ETAGS,
+                                );
                             }
                             return Ok(Reply {
                                 status: raw.status,
@@ -421,6 +426,28 @@ impl GitHub {
     }
 }
 
+/// How many conditional-GET answers (ETag and body) a connection keeps.
+pub const MAX_ETAGS: usize = 4096;
+/// How many ancestry answers a connection keeps.
+pub const MAX_ANCESTRY: usize = 16_384;
+
+/// Inserts into a cache that never grows past `cap`: when full, an arbitrary entry goes
+/// (an evicted answer only costs one more request).
+pub(crate) fn insert_bounded<K: std::hash::Hash + Eq + Clone, V>(
+    map: &mut HashMap<K, V>,
+    key: K,
+    value: V,
+    cap: usize,
+) {
+    if map.len() >= cap
+        && !map.contains_key(&key)
+        && let Some(old) = map.keys().next().cloned()
+    {
+        map.remove(&old);
+    }
+    map.insert(key, value);
+}
+
 /// The base GraphQL's `/graphql` path is relative to, when it differs from the REST
 /// base: `https://ghe.example.com/api` for `https://ghe.example.com/api/v3`.
 pub fn graphql_base(api_url: &str) -> Option<String> {
@@ -500,5 +527,20 @@ impl Reply {
                 message: message_of(&self.body),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_caches_never_grow_past_their_cap() {
+        let mut m = HashMap::new();
+        for i in 0..10_000 {
+            insert_bounded(&mut m, i, i, 100);
+        }
+        assert_eq!(m.len(), 100);
+        assert_eq!(m.get(&9_999), Some(&9_999), "the newest answer is kept");
     }
 }
