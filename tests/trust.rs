@@ -463,3 +463,76 @@ async fn deliver(addr: &str, body: &str, id: &str) -> u16 {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
 }
+
+#[tokio::test]
+async fn a_status_computed_from_a_stale_read_is_refused_not_written_backwards() {
+    use baton_api::PromotionStatus;
+    use baton_controller::fence::Fence;
+    use baton_controller::record::Writer;
+    let w = World::without_operator("stale", &["api"]).await;
+    w.promote("api-stale", "production", &[("api", "api-v9.8.0")])
+        .await;
+    let read_once = w.promotions().get("api-stale").await.unwrap();
+    // One writer (say, the current leader) moves the promotion on...
+    let mut current = Writer::new(w.client.clone(), &read_once, Fence::open());
+    let opened = PromotionStatus {
+        phase: Some(Phase::PrOpened),
+        ..PromotionStatus::default()
+    };
+    current.write(&opened).await.expect("first write");
+    // ...and a status computed from the older read is refused, not applied.
+    let mut stale = Writer::new(w.client.clone(), &read_once, Fence::open());
+    let backwards = PromotionStatus {
+        phase: Some(Phase::Pending),
+        ..PromotionStatus::default()
+    };
+    match stale.write(&backwards).await {
+        Err(baton_controller::error::Error::Kube(kube::Error::Api(e))) => assert_eq!(e.code, 409),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let now = w.promotions().get("api-stale").await.unwrap();
+    assert_eq!(
+        now.status.as_ref().and_then(|s| s.phase),
+        Some(Phase::PrOpened)
+    );
+    // A writer that lost its Lease writes nothing at all.
+    let fence = Fence::closed();
+    let mut fenced = Writer::new(w.client.clone(), &now, fence);
+    assert!(matches!(
+        fenced.write(&opened).await,
+        Err(baton_controller::error::Error::Fenced)
+    ));
+}
+
+#[tokio::test]
+async fn a_leader_paused_past_its_lease_writes_nothing_after_the_standby_took_over() {
+    let mut w = World::new("fencing", &["api"]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let standby = Operator::start(w.cp, &w.ns);
+    w.promote("api-fenced", "production", &[("api", "api-v9.9.1")])
+        .await;
+    let p = w.wait_phase("api-fenced", Phase::PrOpened, T).await;
+    let number = p.status.unwrap().pull_request.unwrap().number;
+    // Pause the leader (a long GC pause, a frozen node) well past its 3 s Lease.
+    let leader = w.operator.take().unwrap();
+    leader.signal("STOP");
+    let merge = w.fake.merge(&w.gitops, number).unwrap();
+    w.operator = Some(standby);
+    w.wait_phase("api-fenced", Phase::Merged, T).await;
+    w.argo_sync("api-production", &merge, "Healthy").await;
+    w.wait_phase("api-fenced", Phase::Synced, T).await;
+    // The old leader wakes up with its in-flight work: it must not write anything.
+    leader.signal("CONT");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(w.pulls().len(), 1, "one PR");
+    assert_eq!(w.statuses().len(), 1, "one status");
+    let log = leader.logs();
+    assert!(
+        !log.contains("commit status posted"),
+        "the old leader posted:\n{log}"
+    );
+    assert_eq!(log.matches("pull request opened").count(), 1, "{log}");
+    let p = w.promotions().get("api-fenced").await.unwrap();
+    assert_eq!(p.status.unwrap().phase, Some(Phase::Synced));
+    leader.kill();
+}
