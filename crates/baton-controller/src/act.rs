@@ -71,6 +71,23 @@ pub async fn perform<G: Provider>(
             });
             Ok(())
         }
+        Effect::CompletePullRequest { change, pr } => {
+            w.fence().check()?;
+            let pr = s.gh.complete_promotion(change, (**pr).clone()).await?;
+            tracing::info!(promotion = %name(s.promotion), pr = %pr.url, "adopted pull request completed");
+            if let Some(problem) = &pr.auto_merge_problem {
+                events::publish(
+                    s.ctx,
+                    s.promotion,
+                    Happened::AutoMergeUnavailable {
+                        url: &pr.url,
+                        problem,
+                    },
+                )
+                .await;
+            }
+            Ok(())
+        }
         Effect::ClosePullRequest {
             repo,
             number,

@@ -203,12 +203,17 @@ async fn perform(
         Seen::Prepared(prep) => Some(prep),
         _ => None,
     };
+    let adopted = match &obs.seen {
+        Seen::Adopted(pr) => Some(pr),
+        _ => None,
+    };
     let snapshot = status.clone();
     let subject = Subject {
         promotion: p,
         env,
         status: &snapshot,
         prepared,
+        adopted,
         reason: &d.message,
     };
     let planned = effects::build(&d.actions, &subject).map_err(Error::Blocked)?;
@@ -304,6 +309,7 @@ async fn cleanup(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         env: &env,
         status: &snapshot,
         prepared: None,
+        adopted: None,
         reason: "",
     };
     let planned = effects::build(&actions, &subject).map_err(Error::Blocked)?;

@@ -7,7 +7,8 @@ use baton_api::promotion::{NotificationKind, Promotion, PromotionStatus};
 use baton_api::template::expand;
 use baton_github::pr_body::{self, PrText};
 use baton_github::{
-    BranchHead, CommitStatus, PromotionChange, ReleaseNote, RepoRef, StatusState, naming,
+    BranchHead, CommitStatus, PromotionChange, PullRequest, ReleaseNote, RepoRef, StatusState,
+    naming,
 };
 use kube::ResourceExt;
 
@@ -16,6 +17,11 @@ use super::{Action, Prepared, plan};
 /// A side effect with everything it needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
+    /// Labels, reviewers and auto-merge on a PR an earlier attempt opened.
+    CompletePullRequest {
+        change: Box<PromotionChange>,
+        pr: Box<PullRequest>,
+    },
     /// Create the branch (one commit on `base`), the PR, labels, reviewers, auto-merge.
     OpenPullRequest {
         change: Box<PromotionChange>,
@@ -51,6 +57,7 @@ impl Effect {
     pub fn name(&self) -> &'static str {
         match self {
             Effect::OpenPullRequest { .. } => "open pull request",
+            Effect::CompletePullRequest { .. } => "complete pull request",
             Effect::ClosePullRequest { .. } => "close pull request",
             Effect::DeleteBranch { .. } => "delete branch",
             Effect::PostStatus { .. } => "post commit status",
@@ -66,6 +73,8 @@ pub struct Subject<'a> {
     pub status: &'a PromotionStatus,
     /// The prepared change, when opening the PR.
     pub prepared: Option<&'a Prepared>,
+    /// The PR an earlier attempt opened, when adopting it.
+    pub adopted: Option<&'a PullRequest>,
     /// Why a failure status is posted.
     pub reason: &'a str,
 }
@@ -92,6 +101,14 @@ pub fn build(actions: &[Action], s: &Subject<'_>) -> Result<Vec<Effect>, PlanErr
     for action in actions {
         match action {
             Action::OpenPullRequest => out.push(open(s, gitops.clone())?),
+            Action::CompletePullRequest => {
+                if let Some(pr) = s.adopted {
+                    out.push(Effect::CompletePullRequest {
+                        change: Box::new(policy_only(s, gitops.clone())),
+                        pr: Box::new(pr.clone()),
+                    });
+                }
+            }
             Action::ClosePullRequest if pr.number > 0 => out.push(Effect::ClosePullRequest {
                 repo: gitops.clone(),
                 number: pr.number,
@@ -117,6 +134,25 @@ pub fn build(actions: &[Action], s: &Subject<'_>) -> Result<Vec<Effect>, PlanErr
     out.append(&mut posts);
     out.extend(tail);
     Ok(out)
+}
+
+/// The PR policy of the Environment, for completing an adopted PR (no files, no text).
+fn policy_only(s: &Subject<'_>, repo: RepoRef) -> PromotionChange {
+    let env = &s.env.spec;
+    PromotionChange {
+        repo,
+        base_branch: env.gitops.branch.clone(),
+        head_branch: branch(s.promotion),
+        commit_message: String::new(),
+        files: vec![],
+        title: String::new(),
+        body: String::new(),
+        labels: env.pull_request.labels.clone(),
+        reviewers: env.pull_request.reviewers.clone(),
+        team_reviewers: env.pull_request.team_reviewers.clone(),
+        auto_merge: env.pull_request.auto_merge,
+        owner_uid: s.promotion.metadata.uid.clone().unwrap_or_default(),
+    }
 }
 
 fn open(s: &Subject<'_>, repo: RepoRef) -> Result<Effect, PlanError> {

@@ -101,12 +101,15 @@ fn reason_constant(stored: &str) -> &'static str {
 /// A PR that already exists (created before a crash) is adopted, never duplicated.
 fn adopted(input: &Inputs<'_>, state: &PrState) -> Decision {
     match state {
-        PrState::Open => Decision::wait(
-            Phase::PrOpened,
-            c::REASON_WAITING_FOR_REVIEW,
-            "pull request is open and waiting for review".into(),
-            REVIEW_POLL,
-        ),
+        PrState::Open => Decision {
+            actions: vec![Action::CompletePullRequest],
+            ..Decision::wait(
+                Phase::PrOpened,
+                c::REASON_WAITING_FOR_REVIEW,
+                "pull request is open and waiting for review".into(),
+                REVIEW_POLL,
+            )
+        },
         PrState::Merged { .. } | PrState::Closed => pr_opened(input, Some(state), None),
     }
 }

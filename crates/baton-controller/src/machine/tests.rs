@@ -69,6 +69,9 @@ fn found(state: PrState) -> Seen {
         head_sha: None,
         state,
         labels: vec![],
+        reviewers: vec![],
+        team_reviewers: vec![],
+        auto_merge_enabled: false,
         promotion_uid: Some("uid".into()),
         node_id: None,
         auto_merge_problem: None,
@@ -168,7 +171,8 @@ fn existing_open_pr_is_adopted_not_duplicated_after_a_crash() {
     i.seen = found(PrState::Open);
     let d = decide(&i);
     assert_eq!(d.phase, Phase::PrOpened);
-    assert!(d.actions.is_empty());
+    // No second PR: the adopted one gets what a fresh one has (labels, reviewers, ...).
+    assert_eq!(d.actions, vec![Action::CompletePullRequest]);
 }
 
 #[test]

@@ -129,6 +129,9 @@ pub struct Inputs<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     OpenPullRequest,
+    /// A PR an earlier attempt opened is adopted: give it what a fresh one gets
+    /// (labels, reviewers, auto-merge).
+    CompletePullRequest,
     ClosePullRequest,
     /// The PR merged or was closed: its branch is no longer needed.
     DeleteBranch,

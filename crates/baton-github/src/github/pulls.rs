@@ -40,12 +40,26 @@ fn pull_request(v: &Value) -> Result<PullRequest, GitHubError> {
                     .collect()
             })
             .unwrap_or_default(),
+        reviewers: names(v, "requested_reviewers", "login"),
+        team_reviewers: names(v, "requested_teams", "slug"),
+        auto_merge_enabled: v.get("auto_merge").is_some_and(|a| !a.is_null()),
         promotion_uid: str_at(v, &["body"])
             .and_then(crate::pr_body::marker_uid)
             .map(str::to_owned),
         node_id: str_at(v, &["node_id"]).map(str::to_owned),
         auto_merge_problem: None,
     })
+}
+
+fn names(v: &Value, list: &str, field: &str) -> Vec<String> {
+    v.get(list)
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(|x| str_at(x, &[field]).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl PullRequests for GitHub {
@@ -65,22 +79,27 @@ impl PullRequests for GitHub {
                 Some(create),
             )
             .await?;
-        let (pr, fresh) = if reply.status == StatusCode::UNPROCESSABLE_ENTITY
+        let pr = if reply.status == StatusCode::UNPROCESSABLE_ENTITY
             && crate::client::message_of(&reply.body).contains("already exists")
         {
-            let found = self
-                .find_by_head(&change.repo, &change.head_branch, &change.owner_uid)
-                .await?;
-            (
-                found.ok_or_else(|| GitHubError::Decode {
+            self.find_by_head(&change.repo, &change.head_branch, &change.owner_uid)
+                .await?
+                .ok_or_else(|| GitHubError::Decode {
                     operation: "create_pull",
                     message: "GitHub reports the PR exists but it cannot be found".into(),
-                })?,
-                false,
-            )
+                })?
         } else {
-            (pull_request(&reply.ok(Operation::CreatePull)?)?, true)
+            pull_request(&reply.ok(Operation::CreatePull)?)?
         };
+        self.complete_promotion(change, pr).await
+    }
+
+    async fn complete_promotion(
+        &self,
+        change: &PromotionChange,
+        pr: PullRequest,
+    ) -> Result<PullRequest, GitHubError> {
+        let repo = change.repo.path();
         let missing: Vec<&String> = change
             .labels
             .iter()
@@ -96,7 +115,9 @@ impl PullRequests for GitHub {
             .await?
             .ok(Operation::AddLabels)?;
         }
-        if fresh && (!change.reviewers.is_empty() || !change.team_reviewers.is_empty()) {
+        let wants_reviewers = !change.reviewers.is_empty() || !change.team_reviewers.is_empty();
+        let none_requested = pr.reviewers.is_empty() && pr.team_reviewers.is_empty();
+        if wants_reviewers && none_requested {
             self.call(
                 Operation::RequestReviewers,
                 Method::POST,
@@ -108,13 +129,16 @@ impl PullRequests for GitHub {
         }
         let mut labels = pr.labels.clone();
         labels.extend(missing.into_iter().cloned());
-        let auto_merge_problem = match (fresh && change.auto_merge, pr.node_id.as_deref()) {
+        let wants_auto_merge = change.auto_merge && !pr.auto_merge_enabled;
+        let auto_merge_problem = match (wants_auto_merge, pr.node_id.as_deref()) {
             (true, Some(id)) => self.enable_auto_merge(id).await?,
             (true, None) => Some("GitHub did not return the pull request's node id".into()),
             _ => None,
         };
         Ok(PullRequest {
             labels,
+            auto_merge_enabled: pr.auto_merge_enabled
+                || (wants_auto_merge && auto_merge_problem.is_none()),
             auto_merge_problem,
             ..pr
         })

@@ -40,6 +40,11 @@ pub struct PullRequest {
     pub head_sha: Option<String>,
     pub state: PrState,
     pub labels: Vec<String>,
+    /// Reviewers (logins) and teams (slugs) whose review is requested.
+    pub reviewers: Vec<String>,
+    pub team_reviewers: Vec<String>,
+    /// Whether auto-merge is enabled on it.
+    pub auto_merge_enabled: bool,
     /// The Promotion UID in the PR body's marker (only a PR carrying the asking
     /// Promotion's UID is adopted).
     pub promotion_uid: Option<String>,
@@ -78,6 +83,13 @@ pub trait PullRequests {
         &self,
         change: &PromotionChange,
         base: &BranchHead,
+    ) -> impl Future<Output = Result<PullRequest, GitHubError>> + Send;
+    /// Gives an existing PR what a fresh one gets: missing labels, the reviewers (when
+    /// none is requested yet) and auto-merge. Idempotent: what is there is kept.
+    fn complete_promotion(
+        &self,
+        change: &PromotionChange,
+        pr: PullRequest,
     ) -> impl Future<Output = Result<PullRequest, GitHubError>> + Send;
     /// The PR whose head is `branch` and whose body carries the marker of the Promotion
     /// with UID `owner_uid` (an open one first, else the newest), if any. A PR of an

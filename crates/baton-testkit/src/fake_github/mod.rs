@@ -162,6 +162,26 @@ impl FakeGitHub {
         self.lock().log.clear();
     }
 
+    /// Arms a [`state::Tripwire`]: after `after` requests about `repos`, every further
+    /// one is refused undone, as if the client died right after its `after`-th request.
+    pub fn set_tripwire(&self, repos: &[&str], after: usize) {
+        self.lock().tripwire = Some(state::Tripwire {
+            repos: repos.iter().map(|r| (*r).to_owned()).collect(),
+            after,
+            ..state::Tripwire::default()
+        });
+    }
+
+    /// Whether the tripwire refused a request.
+    pub fn tripped(&self) -> bool {
+        self.lock().tripwire.as_ref().is_some_and(|t| t.tripped)
+    }
+
+    /// Disarms the tripwire.
+    pub fn clear_tripwire(&self) {
+        self.lock().tripwire = None;
+    }
+
     /// Queues a fault for the next `times` requests whose method and path match.
     pub fn inject(&self, fault: Fault) {
         self.lock().faults.push(fault);

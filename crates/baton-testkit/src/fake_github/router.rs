@@ -46,6 +46,15 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
 
+    if tripped(&state, &path) {
+        return respond(
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "tripwire: the client is gone",
+            ),
+            0,
+        );
+    }
     let fault = take_fault(&state, &method, &path);
     if let Some(FaultKind::Delay(d)) = &fault {
         tokio::time::sleep(*d).await;
@@ -82,6 +91,23 @@ async fn handle(
         remaining
     };
     respond(out, remaining)
+}
+
+/// Counts a request against the tripwire; true once it is past it.
+fn tripped(state: &Shared, path: &str) -> bool {
+    let mut s = lock(state);
+    let Some(t) = s.tripwire.as_mut() else {
+        return false;
+    };
+    if path != "/graphql" && !t.repos.iter().any(|r| path.contains(&format!("/{r}/"))) {
+        return false;
+    }
+    if t.seen >= t.after {
+        t.tripped = true;
+        return true;
+    }
+    t.seen += 1;
+    false
 }
 
 /// Takes one use of the first queued fault matching this request.

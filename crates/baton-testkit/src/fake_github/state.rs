@@ -120,6 +120,19 @@ pub struct State {
     pub tokens: Vec<(String, Instant)>,
     pub next_id: u64,
     pub remaining: i64,
+    /// Crash simulation: see [`Tripwire`].
+    pub tripwire: Option<Tripwire>,
+}
+
+/// Lets the first `after` requests naming one of `repos` (and GraphQL requests) through,
+/// then refuses every further one without doing its work, as if the client had died
+/// right after its `after`-th request.
+#[derive(Debug, Clone, Default)]
+pub struct Tripwire {
+    pub repos: Vec<String>,
+    pub after: usize,
+    pub seen: usize,
+    pub tripped: bool,
 }
 
 /// A 40-hex object id derived from content, like Git's.
@@ -143,6 +156,7 @@ impl State {
             tokens: Vec::new(),
             next_id: 1,
             remaining: 5000,
+            tripwire: None,
         }
     }
 
