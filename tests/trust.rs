@@ -536,3 +536,64 @@ async fn a_leader_paused_past_its_lease_writes_nothing_after_the_standby_took_ov
     assert_eq!(p.status.unwrap().phase, Some(Phase::Synced));
     leader.kill();
 }
+
+#[tokio::test]
+async fn only_the_leaders_pod_is_behind_the_webhook_service() {
+    use k8s_openapi::api::core::v1::Pod;
+    let mut w = World::new("leaderlabel", &["api"]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let standby = Operator::start(w.cp, &w.ns);
+    let pods: Api<Pod> = Api::namespaced(w.client.clone(), &w.ns);
+    // Pods as a Deployment would have them (objects only: no kubelet needed).
+    let pod_of = |op: &Operator| format!("baton-{}", op.http.rsplit(':').next().unwrap());
+    for name in [pod_of(w.operator.as_ref().unwrap()), pod_of(&standby)] {
+        let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": name, "labels": { "app.kubernetes.io/name": "baton" } },
+                          "spec": { "containers": [ { "name": "baton", "image": "baton" } ] } });
+        pods.patch(&name, &PatchParams::apply("e2e"), &Patch::Apply(&pod))
+            .await
+            .unwrap();
+    }
+    let leader_label = |name: String| {
+        let pods = pods.clone();
+        async move {
+            pods.get(&name)
+                .await
+                .unwrap()
+                .metadata
+                .labels
+                .unwrap_or_default()
+                .get("baton.dev/leader")
+                .cloned()
+        }
+    };
+    let wait_label = |name: String, want: Option<&'static str>| {
+        let label = leader_label.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let got = label(name.clone()).await;
+                if got.as_deref() == want {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{name}: label {got:?}, want {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    let (first, second) = (pod_of(w.operator.as_ref().unwrap()), pod_of(&standby));
+    wait_label(first.clone(), Some("true")).await;
+    assert_eq!(
+        leader_label(second.clone()).await,
+        None,
+        "the standby is not behind the Service"
+    );
+    // Hand-over: the label moves with leadership.
+    let leader = w.operator.take().unwrap();
+    assert!(leader.terminate().success());
+    w.operator = Some(standby);
+    wait_label(second, Some("true")).await;
+    wait_label(first, None).await;
+}

@@ -4,8 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use tokio::sync::watch;
 
 use super::{RunArgs, RunError};
@@ -19,6 +21,9 @@ pub struct Leadership {
     >,
     /// Keeps the fence; it holds a receiver too, so it is stopped before a release.
     pub keeper: tokio::task::JoinHandle<()>,
+    /// This replica's Pod, unlabelled when leadership ends.
+    pub pods: Api<Pod>,
+    pub identity: String,
 }
 
 impl Leadership {
@@ -28,6 +33,7 @@ impl Leadership {
         fence.close();
         self.keeper.abort();
         let _ = self.keeper.await;
+        label_leader(&self.pods, &self.identity, false).await;
         drop(self.leader);
         let _ = self.task.await;
     }
@@ -49,6 +55,9 @@ pub async fn acquire(
         .await
         .map_err(|e| RunError::Lease(e.to_string()))?;
     let (mut leader, task) = manager.watch().await;
+    // A restarted container keeps its Pod: drop a label left by an earlier leader run.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &args.lease_namespace);
+    label_leader(&pods, &args.identity, false).await;
     on_standby();
     tracing::info!(identity = %args.identity, lease = %args.lease_name, "waiting for leadership");
     loop {
@@ -67,6 +76,8 @@ pub async fn acquire(
         leader,
         task,
         keeper,
+        pods: Api::namespaced(client.clone(), &args.lease_namespace),
+        identity: args.identity.clone(),
     }))
 }
 
@@ -78,8 +89,11 @@ fn spawn_fence_keeper(
     fence: Fence,
     mut leader: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let leases: Api<Lease> = Api::namespaced(client, &args.lease_namespace);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &args.lease_namespace);
+    let pods: Api<Pod> = Api::namespaced(client, &args.lease_namespace);
     let (name, identity) = (args.lease_name.clone(), args.identity.clone());
+    let mut labelled = false;
+    let mut tick: u32 = 0;
     let duration = Duration::from_secs(args.lease_seconds);
     let fence = Arc::new(fence);
     tokio::spawn(async move {
@@ -90,19 +104,53 @@ fn spawn_fence_keeper(
             }
             match leases.get_opt(&name).await {
                 Ok(Some(lease)) => match valid_for(&lease, &identity, duration, Timestamp::now()) {
-                    Some(left) => fence.extend(left),
+                    Some(left) => {
+                        fence.extend(left);
+                        // Out of a cluster there is no Pod: look again now and then.
+                        if !labelled && tick % 5 == 0 {
+                            labelled = label_leader(&pods, &identity, true).await;
+                        }
+                    }
                     None => fence.close(),
                 },
                 Ok(None) => fence.close(),
                 // Unknown: the deadline set earlier runs out by itself.
                 Err(e) => tracing::warn!(error = %e, "cannot read the leader Lease"),
             }
+            tick = tick.wrapping_add(1);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 changed = leader.changed() => if changed.is_err() { fence.close(); return; },
             }
         }
     })
+}
+
+/// The label the leader's Pod carries, which the webhook Service selects.
+pub const LEADER_LABEL: &str = "baton.dev/leader";
+
+/// Sets (or removes) the leader label on this replica's Pod; false when there is no
+/// such Pod (out of a cluster) or it cannot be patched.
+pub async fn label_leader(pods: &Api<Pod>, pod: &str, leading: bool) -> bool {
+    let value = if leading {
+        serde_json::json!("true")
+    } else {
+        serde_json::Value::Null
+    };
+    let patch = serde_json::json!({ "metadata": { "labels": { LEADER_LABEL: value } } });
+    match pods
+        .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(pod, leading, "leader label set on the Pod");
+            true
+        }
+        Err(e) => {
+            tracing::debug!(pod, error = %e, "cannot label the Pod (not in a cluster?)");
+            false
+        }
+    }
 }
 
 /// How long the Lease still protects `identity`, if it names it: from its last
