@@ -107,7 +107,7 @@ fn spawn_fence_keeper(
                     Some(left) => {
                         fence.extend(left);
                         // Out of a cluster there is no Pod: look again now and then.
-                        if !labelled && tick % 5 == 0 {
+                        if !labelled && tick.is_multiple_of(5) {
                             labelled = label_leader(&pods, &identity, true).await;
                         }
                     }
