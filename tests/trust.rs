@@ -567,7 +567,7 @@ async fn only_the_leaders_pod_is_behind_the_webhook_service() {
         }
     };
     let wait_label = |name: String, want: Option<&'static str>| {
-        let label = leader_label.clone();
+        let label = leader_label;
         async move {
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
             loop {
