@@ -4,7 +4,10 @@
 //! fence first: a replica that lost the Lease writes nothing more.
 
 use baton_api::promotion::{NotificationKind, Promotion, PromotionStatus, PullRequestStatus};
-use baton_github::{GitHubError, Provider, RepoRef};
+use baton_github::{
+    BranchHead, CommitStatus, GitHubError, PromotionChange, Provider, PullRequest, ReleaseNote,
+    RepoRef,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::context::Context;
@@ -32,60 +35,12 @@ pub async fn perform<G: Provider>(
             change,
             base,
             unchanged,
-        } => {
-            // Record the branch first: after a crash, the next reconcile finds the PR by it.
-            let generation = s.promotion.metadata.generation;
-            if status.pull_request.as_ref().map(|pr| pr.branch.as_str())
-                != Some(change.head_branch.as_str())
-            {
-                status.pull_request = Some(PullRequestStatus {
-                    branch: change.head_branch.clone(),
-                    generation,
-                    ..PullRequestStatus::default()
-                });
-                status.base_commit = Some(base.sha.clone());
-                status.unchanged_services = unchanged.clone();
-                w.write(status).await?;
-            }
-            w.fence().check()?;
-            let pr = s.gh.open_promotion(change, base).await?;
-            tracing::info!(promotion = %name(s.promotion), pr = %pr.url, "pull request opened");
-            if let Some(problem) = &pr.auto_merge_problem {
-                events::publish(
-                    s.ctx,
-                    s.promotion,
-                    Happened::AutoMergeUnavailable {
-                        url: &pr.url,
-                        problem,
-                    },
-                )
-                .await;
-            }
-            status.pull_request = Some(PullRequestStatus {
-                number: pr.number,
-                url: pr.url,
-                branch: change.head_branch.clone(),
-                head_commit: pr.head_sha,
-                generation,
-                ..PullRequestStatus::default()
-            });
-            Ok(())
-        }
+        } => open_pull_request(s, w, change, base, unchanged, status).await,
         Effect::CompletePullRequest { change, pr } => {
             w.fence().check()?;
             let pr = s.gh.complete_promotion(change, (**pr).clone()).await?;
             tracing::info!(promotion = %name(s.promotion), pr = %pr.url, "adopted pull request completed");
-            if let Some(problem) = &pr.auto_merge_problem {
-                events::publish(
-                    s.ctx,
-                    s.promotion,
-                    Happened::AutoMergeUnavailable {
-                        url: &pr.url,
-                        problem,
-                    },
-                )
-                .await;
-            }
+            auto_merge_event(s, &pr).await;
             Ok(())
         }
         Effect::ClosePullRequest {
@@ -119,41 +74,113 @@ pub async fn perform<G: Provider>(
             repo,
             sha,
             status: commit_status,
-        } => {
-            let keys: Vec<Option<&str>> = services.iter().map(|s| Some(s.as_str())).collect();
-            let attempt = record::begin(w, status, *kind, &keys, s.now).await?;
-            if attempt == Attempt::Done {
-                return Ok(());
-            }
-            w.fence().check()?;
-            let result =
-                s.gh.ensure_status(repo, sha, commit_status, attempt == Attempt::Again)
-                    .await;
-            let call = format!("commit status {:?}", commit_status.context);
-            let failed = settle(s, result.map(|_| ()), &call, repo, sha).await?;
-            if failed.is_none() {
-                tracing::info!(promotion = %name(s.promotion), repository = %repo, commit = %sha, state = commit_status.state.as_str(), description = %commit_status.description, "commit status posted");
-            }
-            record::finish(status, *kind, &keys, s.now, failed.as_deref());
-            Ok(())
-        }
-        Effect::CreateRelease { repo, note } => {
-            let keys = [None];
-            let kind = NotificationKind::Release;
-            if record::begin(w, status, kind, &keys, s.now).await? == Attempt::Done {
-                return Ok(());
-            }
-            w.fence().check()?;
-            let result = s.gh.ensure_release(repo, note).await;
-            let call = format!("release {}", note.tag);
-            let failed = settle(s, result.map(|_| ()), &call, repo, &note.target_commitish).await?;
-            if failed.is_none() {
-                tracing::info!(promotion = %name(s.promotion), repository = %repo, tag = %note.tag, "release created");
-            }
-            record::finish(status, kind, &keys, s.now, failed.as_deref());
-            Ok(())
-        }
+        } => post_status(s, w, services, *kind, repo, sha, commit_status, status).await,
+        Effect::CreateRelease { repo, note } => create_release(s, w, repo, note, status).await,
     }
+}
+
+async fn open_pull_request<G: Provider>(
+    s: &Scene<'_, G>,
+    w: &mut Writer,
+    change: &PromotionChange,
+    base: &BranchHead,
+    unchanged: &[String],
+    status: &mut PromotionStatus,
+) -> Result<(), Error> {
+    // Record the branch first: after a crash, the next reconcile finds the PR by it.
+    let generation = s.promotion.metadata.generation;
+    if status.pull_request.as_ref().map(|pr| pr.branch.as_str())
+        != Some(change.head_branch.as_str())
+    {
+        status.pull_request = Some(PullRequestStatus {
+            branch: change.head_branch.clone(),
+            generation,
+            ..PullRequestStatus::default()
+        });
+        status.base_commit = Some(base.sha.clone());
+        status.unchanged_services = unchanged.to_vec();
+        w.write(status).await?;
+    }
+    w.fence().check()?;
+    let pr = s.gh.open_promotion(change, base).await?;
+    tracing::info!(promotion = %name(s.promotion), pr = %pr.url, "pull request opened");
+    auto_merge_event(s, &pr).await;
+    status.pull_request = Some(PullRequestStatus {
+        number: pr.number,
+        url: pr.url,
+        branch: change.head_branch.clone(),
+        head_commit: pr.head_sha,
+        generation,
+        ..PullRequestStatus::default()
+    });
+    Ok(())
+}
+
+/// A Warning when GitHub refused auto-merge (the PR itself is fine).
+async fn auto_merge_event<G>(s: &Scene<'_, G>, pr: &PullRequest) {
+    if let Some(problem) = &pr.auto_merge_problem {
+        events::publish(
+            s.ctx,
+            s.promotion,
+            Happened::AutoMergeUnavailable {
+                url: &pr.url,
+                problem,
+            },
+        )
+        .await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn post_status<G: Provider>(
+    s: &Scene<'_, G>,
+    w: &mut Writer,
+    services: &[String],
+    kind: NotificationKind,
+    repo: &RepoRef,
+    sha: &str,
+    commit_status: &CommitStatus,
+    status: &mut PromotionStatus,
+) -> Result<(), Error> {
+    let keys: Vec<Option<&str>> = services.iter().map(|s| Some(s.as_str())).collect();
+    let attempt = record::begin(w, status, kind, &keys, s.now).await?;
+    if attempt == Attempt::Done {
+        return Ok(());
+    }
+    w.fence().check()?;
+    let result =
+        s.gh.ensure_status(repo, sha, commit_status, attempt == Attempt::Again)
+            .await;
+    let call = format!("commit status {:?}", commit_status.context);
+    let failed = settle(s, result.map(|_| ()), &call, repo, sha).await?;
+    if failed.is_none() {
+        tracing::info!(promotion = %name(s.promotion), repository = %repo, commit = %sha, state = commit_status.state.as_str(), description = %commit_status.description, "commit status posted");
+    }
+    record::finish(status, kind, &keys, s.now, failed.as_deref());
+    Ok(())
+}
+
+async fn create_release<G: Provider>(
+    s: &Scene<'_, G>,
+    w: &mut Writer,
+    repo: &RepoRef,
+    note: &ReleaseNote,
+    status: &mut PromotionStatus,
+) -> Result<(), Error> {
+    let keys = [None];
+    let kind = NotificationKind::Release;
+    if record::begin(w, status, kind, &keys, s.now).await? == Attempt::Done {
+        return Ok(());
+    }
+    w.fence().check()?;
+    let result = s.gh.ensure_release(repo, note).await;
+    let call = format!("release {}", note.tag);
+    let failed = settle(s, result.map(|_| ()), &call, repo, &note.target_commitish).await?;
+    if failed.is_none() {
+        tracing::info!(promotion = %name(s.promotion), repository = %repo, tag = %note.tag, "release created");
+    }
+    record::finish(status, kind, &keys, s.now, failed.as_deref());
+    Ok(())
 }
 
 /// A notification's outcome: delivered (`None`), refused for good (`Some(why)`, with a

@@ -210,79 +210,15 @@ fn merged(input: &Inputs<'_>, apps: &[AppSeen]) -> Decision {
             BLOCKED_RETRY,
         );
     };
-    let failure_statuses = |services: &[String]| -> Vec<Action> {
-        if !policy.commit_status {
-            return vec![];
-        }
-        services
-            .iter()
-            .map(|s| Action::PostStatus {
-                service: s.clone(),
-                success: false,
-            })
-            .collect()
-    };
-    let merged_at = input.status.phase_times.merged.as_ref().map(|t| t.0);
-    let elapsed = merged_at
-        .and_then(|at| Duration::try_from(input.now.duration_since(at)).ok())
-        .unwrap_or(Duration::ZERO);
-
-    for seen in apps {
-        let app = &seen.view;
-        if let AppState::SyncFailed { message } = &app.state {
-            return Decision::terminal(
-                Phase::Failed,
-                c::REASON_SYNC_FAILED,
-                format!("Argo CD could not sync {}: {message}", app.service),
-                failure_statuses(&input.services),
-            );
-        }
-        if let AppState::Degraded { message } = &app.state {
-            let since = seen
-                .record
-                .degraded_since
-                .as_ref()
-                .map_or(input.now, |t| t.0);
-            let degraded_for =
-                Duration::try_from(input.now.duration_since(since)).unwrap_or(Duration::ZERO);
-            if degraded_for >= policy.degraded_grace {
-                return Decision::terminal(
-                    Phase::Failed,
-                    c::REASON_DEGRADED,
-                    if message.is_empty() {
-                        format!(
-                            "{} is Degraded after the rollout for longer than {:?}",
-                            app.service, policy.degraded_grace
-                        )
-                    } else {
-                        format!(
-                            "{} is Degraded after the rollout ({message}) for longer than {:?}",
-                            app.service, policy.degraded_grace
-                        )
-                    },
-                    failure_statuses(&input.services),
-                );
-            }
-        }
+    if let Some(failed) = rollout_failed(input, policy, apps) {
+        return failed;
     }
-
     let ready = apps.len() == input.services.len()
         && apps
             .iter()
             .all(|a| matches!(a.view.state, AppState::Ready { .. }));
     if ready {
-        let mut actions: Vec<Action> = if policy.commit_status {
-            input
-                .services
-                .iter()
-                .map(|s| Action::PostStatus {
-                    service: s.clone(),
-                    success: true,
-                })
-                .collect()
-        } else {
-            vec![]
-        };
+        let mut actions = statuses(input, policy, true);
         if policy.release {
             actions.push(Action::CreateRelease);
         }
@@ -293,7 +229,10 @@ fn merged(input: &Inputs<'_>, apps: &[AppSeen]) -> Decision {
             actions,
         );
     }
-
+    let merged_at = input.status.phase_times.merged.as_ref().map(|t| t.0);
+    let elapsed = merged_at
+        .and_then(|at| Duration::try_from(input.now.duration_since(at)).ok())
+        .unwrap_or(Duration::ZERO);
     if elapsed >= policy.sync_timeout {
         return Decision::terminal(
             Phase::Failed,
@@ -303,7 +242,7 @@ fn merged(input: &Inputs<'_>, apps: &[AppSeen]) -> Decision {
                 policy.sync_timeout,
                 waiting_on(apps)
             ),
-            failure_statuses(&input.services),
+            statuses(input, policy, false),
         );
     }
     let missing = apps.iter().any(|a| a.view.state == AppState::Missing);
@@ -318,6 +257,65 @@ fn merged(input: &Inputs<'_>, apps: &[AppSeen]) -> Decision {
         waiting_on(apps),
         SYNC_POLL.min(policy.sync_timeout.saturating_sub(elapsed)),
     )
+}
+
+/// A commit status per service (grouped per commit later), when the Environment wants them.
+fn statuses(input: &Inputs<'_>, policy: &Policy, success: bool) -> Vec<Action> {
+    if !policy.commit_status {
+        return vec![];
+    }
+    input
+        .services
+        .iter()
+        .map(|s| Action::PostStatus {
+            service: s.clone(),
+            success,
+        })
+        .collect()
+}
+
+/// Failed at once when Argo CD gave up on the sync, or when an Application stayed
+/// Degraded past the grace period.
+fn rollout_failed(input: &Inputs<'_>, policy: &Policy, apps: &[AppSeen]) -> Option<Decision> {
+    for seen in apps {
+        let app = &seen.view;
+        if let AppState::SyncFailed { message } = &app.state {
+            return Some(Decision::terminal(
+                Phase::Failed,
+                c::REASON_SYNC_FAILED,
+                format!("Argo CD could not sync {}: {message}", app.service),
+                statuses(input, policy, false),
+            ));
+        }
+        let AppState::Degraded { message } = &app.state else {
+            continue;
+        };
+        let since = seen
+            .record
+            .degraded_since
+            .as_ref()
+            .map_or(input.now, |t| t.0);
+        let degraded_for =
+            Duration::try_from(input.now.duration_since(since)).unwrap_or(Duration::ZERO);
+        if degraded_for < policy.degraded_grace {
+            continue;
+        }
+        let cause = if message.is_empty() {
+            String::new()
+        } else {
+            format!(" ({message})")
+        };
+        return Some(Decision::terminal(
+            Phase::Failed,
+            c::REASON_DEGRADED,
+            format!(
+                "{} is Degraded after the rollout{cause} for longer than {:?}",
+                app.service, policy.degraded_grace
+            ),
+            statuses(input, policy, false),
+        ));
+    }
+    None
 }
 
 /// "api: sync status is OutOfSync; web: Application not found" for messages.

@@ -39,6 +39,11 @@ pub fn finish(
             pr.observed_at = Some(now.clone());
         }
     }
+    conditions(status, d, generation, now);
+}
+
+/// The conditions that follow the phase: Ready, and one per milestone reached.
+fn conditions(status: &mut PromotionStatus, d: &Decision, generation: i64, now: &Time) {
     let cond = |t: &str, s: ConditionStatus, reason: &str, message: String| Condition {
         r#type: t.to_owned(),
         status: s,
