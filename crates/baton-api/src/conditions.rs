@@ -46,8 +46,6 @@ pub const TYPE_MERGED: &str = "Merged";
 pub const TYPE_SYNCED: &str = "Synced";
 /// A commit status or release GitHub refused for good (the deployment itself is recorded).
 pub const TYPE_NOTIFICATION_FAILED: &str = "NotificationFailed";
-/// The upstream environment runs these versions (only with `Environment.spec.upstream`).
-pub const TYPE_UPSTREAM_READY: &str = "UpstreamReady";
 
 pub const REASON_WAITING_FOR_REVIEW: &str = "WaitingForReview";
 pub const REASON_PR_OPENED: &str = "PullRequestOpened";
@@ -59,18 +57,38 @@ pub const REASON_SYNCED: &str = "Synced";
 pub const REASON_SYNC_TIMEOUT: &str = "SyncTimeout";
 pub const REASON_DEGRADED: &str = "Degraded";
 pub const REASON_UPSTREAM_NOT_READY: &str = "UpstreamNotReady";
-pub const REASON_UPSTREAM_READY: &str = "UpstreamReady";
 pub const REASON_ENVIRONMENT_NOT_FOUND: &str = "EnvironmentNotFound";
 pub const REASON_SECRET_NOT_FOUND: &str = "SecretNotFound";
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 pub const REASON_MANIFEST_ERROR: &str = "ManifestError";
 pub const REASON_SPEC_CHANGED: &str = "SpecChangedAfterPullRequest";
-pub const REASON_SUPERSEDED: &str = "Superseded";
 pub const REASON_QUEUED: &str = "Queued";
 pub const REASON_SOURCE_NOT_ALLOWED: &str = "SourceRepositoryNotAllowed";
 pub const REASON_SYNC_FAILED: &str = "SyncFailed";
 pub const REASON_NOTIFICATION_FAILED: &str = "NotificationFailed";
-pub const REASON_NOTIFICATIONS_DELIVERED: &str = "NotificationsDelivered";
+
+/// Every reason Baton writes, so a reason read back from status maps to its constant.
+pub const ALL_REASONS: &[&str] = &[
+    REASON_WAITING_FOR_REVIEW,
+    REASON_PR_OPENED,
+    REASON_PR_MERGED,
+    REASON_PR_CLOSED,
+    REASON_WAITING_FOR_SYNC,
+    REASON_APPLICATION_MISSING,
+    REASON_SYNCED,
+    REASON_SYNC_TIMEOUT,
+    REASON_DEGRADED,
+    REASON_UPSTREAM_NOT_READY,
+    REASON_ENVIRONMENT_NOT_FOUND,
+    REASON_SECRET_NOT_FOUND,
+    REASON_INVALID_SPEC,
+    REASON_MANIFEST_ERROR,
+    REASON_SPEC_CHANGED,
+    REASON_QUEUED,
+    REASON_SOURCE_NOT_ALLOWED,
+    REASON_SYNC_FAILED,
+    REASON_NOTIFICATION_FAILED,
+];
 
 /// Every reason that means "something is in the way": shown with a Warning Event when it
 /// first appears (or its message changes).

@@ -63,7 +63,7 @@ pub struct EnvironmentSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 100),
-        inner(regex(pattern = r"^[A-Za-z0-9_.-]+/([A-Za-z0-9_.-]+|\*)$"))
+        inner(regex(pattern = crate::REPOSITORY_OR_OWNER_PATTERN))
     )]
     pub source_repositories: Vec<String>,
     /// How long after the merge the Applications may take to be Synced and Healthy (`30m`, `1h`).
@@ -91,7 +91,7 @@ pub struct GitOpsSpec {
     /// `owner/name` of the GitOps repository.
     #[schemars(
         length(min = 3, max = 140),
-        regex(pattern = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+        regex(pattern = crate::REPOSITORY_PATTERN)
     )]
     pub repository: String,
     /// Base branch pull requests target and Argo CD tracks.

@@ -73,3 +73,8 @@ pub fn crds_kustomization() -> String {
     }
     out
 }
+
+/// The one `owner/name` rule for GitHub repositories, used by every field that names one.
+pub const REPOSITORY_PATTERN: &str = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$";
+/// `owner/name`, or `owner/*` for every repository of an owner.
+pub const REPOSITORY_OR_OWNER_PATTERN: &str = r"^[A-Za-z0-9_.-]+/([A-Za-z0-9_.-]+|\*)$";

@@ -56,7 +56,7 @@ pub struct SourceRef {
     /// GitHub repository as `owner/name`.
     #[schemars(
         length(min = 3, max = 140),
-        regex(pattern = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+        regex(pattern = crate::REPOSITORY_PATTERN)
     )]
     pub repository: String,
     /// Full commit SHA (40 hex characters, or 64 for SHA-256 repositories).

@@ -11,8 +11,6 @@ pub enum Error {
     Finalizer(String),
     #[error("{0}")]
     Blocked(String),
-    #[error("status serialization: {0}")]
-    Serialize(#[from] serde_json::Error),
     #[error("not the leader any more (or the Lease could not be renewed): write refused")]
     Fenced,
 }
@@ -25,7 +23,6 @@ impl Error {
             Error::GitHub(e) => e.category(),
             Error::Finalizer(_) => "finalizer",
             Error::Blocked(_) => "blocked",
-            Error::Serialize(_) => "serialize",
             Error::Fenced => "fenced",
         }
     }

@@ -87,15 +87,11 @@ fn terminal_again(input: &Inputs<'_>, phase: Phase) -> Decision {
 
 /// Maps a stored reason back to its constant, so decisions never carry free text as a reason.
 fn reason_constant(stored: &str) -> &'static str {
-    [
-        c::REASON_SYNC_TIMEOUT,
-        c::REASON_DEGRADED,
-        c::REASON_SPEC_CHANGED,
-        c::REASON_SYNC_FAILED,
-    ]
-    .into_iter()
-    .find(|r| *r == stored)
-    .unwrap_or(c::REASON_SYNC_TIMEOUT)
+    c::ALL_REASONS
+        .iter()
+        .copied()
+        .find(|r| *r == stored)
+        .unwrap_or(c::REASON_SYNC_TIMEOUT)
 }
 
 /// A PR that already exists (created before a crash) is adopted, never duplicated.

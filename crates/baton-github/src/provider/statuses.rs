@@ -8,19 +8,15 @@ use crate::error::GitHubError;
 /// Commit status states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusState {
-    Pending,
     Success,
     Failure,
-    Error,
 }
 
 impl StatusState {
     pub fn as_str(self) -> &'static str {
         match self {
-            StatusState::Pending => "pending",
             StatusState::Success => "success",
             StatusState::Failure => "failure",
-            StatusState::Error => "error",
         }
     }
 }
