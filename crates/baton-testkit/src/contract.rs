@@ -34,10 +34,67 @@ pub enum ContractError {
     NotReady(Duration, String),
 }
 
+/// A helper process that is stopped with the test process, even without Drop (a
+/// static instance): a watchdog shell kills it when the pipe from this process closes.
+struct Guarded {
+    child: Child,
+    watchdog: Option<(Child, ChildStdin)>,
+}
+
+impl Guarded {
+    fn spawn(cmd: &mut Command, name: &str) -> Result<Self, ContractError> {
+        let child = cmd.spawn().map_err(ContractError::Start)?;
+        let mut watchdog = Command::new("sh")
+            .args(["-c", r#"read _ ; kill "$1" 2>/dev/null"#, name])
+            .arg(child.id().to_string())
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(ContractError::Start)?;
+        let stdin = watchdog.stdin.take();
+        Ok(Guarded {
+            child,
+            watchdog: stdin.map(|s| (watchdog, s)),
+        })
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some((_, mut stdin)) = self.watchdog.take() {
+            let _ = stdin.write_all(b"\n");
+        }
+    }
+}
+
+/// A free loopback port.
+fn free_port() -> Result<u16, ContractError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(ContractError::Start)
+}
+
+/// Waits until something listens on `port`; `log` says why not.
+fn wait_listening(
+    port: u16,
+    within: Duration,
+    log: impl Fn() -> String,
+) -> Result<(), ContractError> {
+    let deadline = Instant::now() + within;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err(ContractError::NotReady(within, log()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
 /// A running validating proxy.
 pub struct ContractProxy {
-    child: Child,
-    _watchdog: Option<(Child, ChildStdin)>,
+    _process: Guarded,
     url: String,
     log: PathBuf,
 }
@@ -65,49 +122,27 @@ impl ContractProxy {
                 return Err(ContractError::Missing(needed.clone()));
             }
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(ContractError::Start)?
-            .port();
+        let port = free_port()?;
         let log = std::env::temp_dir().join(format!("baton-prism-{port}.log"));
         let out = std::fs::File::create(&log).map_err(ContractError::Start)?;
         let err = out.try_clone().map_err(ContractError::Start)?;
-        let child = Command::new(&prism)
-            .arg("proxy")
-            .arg(Self::spec())
-            .arg(upstream)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(ContractError::Start)?;
-        // Prism is stopped with the test process, even without Drop (static instance).
-        let mut watchdog = Command::new("sh")
-            .args([
-                "-c",
-                r#"read _ ; kill "$1" 2>/dev/null"#,
-                "baton-prism-watchdog",
-            ])
-            .arg(child.id().to_string())
-            .stdin(Stdio::piped())
-            .spawn()
-            .map_err(ContractError::Start)?;
-        let stdin = watchdog.stdin.take();
+        let process = Guarded::spawn(
+            Command::new(&prism)
+                .arg("proxy")
+                .arg(Self::spec())
+                .arg(upstream)
+                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err),
+            "baton-prism-watchdog",
+        )?;
         let proxy = ContractProxy {
-            child,
-            _watchdog: stdin.map(|s| (watchdog, s)),
+            _process: process,
             url: format!("http://127.0.0.1:{port}"),
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                let text = std::fs::read_to_string(&proxy.log).unwrap_or_default();
-                return Err(ContractError::NotReady(Duration::from_secs(120), text));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_listening(port, Duration::from_secs(120), || proxy.log())?;
         Ok(proxy)
     }
 
@@ -122,16 +157,6 @@ impl ContractProxy {
     }
 }
 
-impl Drop for ContractProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some((_, mut stdin)) = self._watchdog.take() {
-            let _ = stdin.write_all(b"\n");
-        }
-    }
-}
-
 /// A request that broke GitHub's description.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -142,8 +167,7 @@ pub struct Violation {
 
 /// The GraphQL checker: a Node process validating documents against GitHub's schema.
 pub struct GraphqlChecker {
-    child: Child,
-    _watchdog: Option<(Child, ChildStdin)>,
+    _process: Guarded,
     url: String,
 }
 
@@ -156,54 +180,23 @@ impl GraphqlChecker {
             return Err(ContractError::Missing(schema));
         }
         let script = crate::repo_root().join("crates/baton-testkit/contract/graphql-check.mjs");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(ContractError::Start)?
-            .port();
-        let child = Command::new("node")
-            .arg(&script)
-            .arg(port.to_string())
-            .current_dir(&tools)
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(ContractError::Start)?;
-        let mut watchdog = Command::new("sh")
-            .args([
-                "-c",
-                r#"read _ ; kill "$1" 2>/dev/null"#,
-                "baton-graphql-watchdog",
-            ])
-            .arg(child.id().to_string())
-            .stdin(Stdio::piped())
-            .spawn()
-            .map_err(ContractError::Start)?;
-        let stdin = watchdog.stdin.take();
+        let port = free_port()?;
+        let process = Guarded::spawn(
+            Command::new("node")
+                .arg(&script)
+                .arg(port.to_string())
+                .current_dir(&tools)
+                .stdin(Stdio::null()),
+            "baton-graphql-watchdog",
+        )?;
         let checker = GraphqlChecker {
-            child,
-            _watchdog: stdin.map(|s| (watchdog, s)),
+            _process: process,
             url: format!("http://127.0.0.1:{port}"),
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err(ContractError::NotReady(
-                    Duration::from_secs(60),
-                    "graphql-check.mjs did not listen".into(),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_listening(port, Duration::from_secs(60), || {
+            "graphql-check.mjs did not listen".into()
+        })?;
         Ok(checker)
-    }
-}
-
-impl Drop for GraphqlChecker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some((_, mut stdin)) = self._watchdog.take() {
-            let _ = stdin.write_all(b"\n");
-        }
     }
 }
 
