@@ -427,11 +427,13 @@ async fn degraded_cause(ctx: &Context, status: &ApplicationStatus) -> String {
             continue;
         };
         let conditions = d.status.and_then(|s| s.conditions).unwrap_or_default();
-        if let Some(c) = conditions
-            .iter()
-            .filter(|c| c.status == "False")
-            .find(|c| c.type_ == "Progressing" || c.type_ == "Available")
-        {
+        // Progressing says why (a timed-out ReplicaSet); Available only that it is not.
+        let failed = |kind: &str| {
+            conditions
+                .iter()
+                .find(|c| c.status == "False" && c.type_ == kind)
+        };
+        if let Some(c) = failed("Progressing").or_else(|| failed("Available")) {
             let message = c.message.clone().unwrap_or_default();
             return format!("Deployment {}: {message}", r.name);
         }
