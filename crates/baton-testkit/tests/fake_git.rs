@@ -52,4 +52,17 @@ async fn commits_trees_and_merges_are_real_git_objects() {
     assert!(fake.git_url("acme/none").is_none());
     assert_eq!(fake.push(repo, "nope", &[("a", "b")], "m"), "");
     git(&url, &["fsck", "--strict"]);
+
+    // What a write costs: a blob, one tree per folder on the path, a commit, a ref.
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        let content = format!("version: v{i}\n");
+        fake.push(repo, "main", &[("envs/prod/api.yaml", &content)], "bump");
+    }
+    let per_push = started.elapsed() / 20;
+    eprintln!("fake GitHub on real Git: {per_push:?} per pushed commit");
+    assert!(
+        per_push < std::time::Duration::from_millis(500),
+        "{per_push:?}"
+    );
 }

@@ -12,6 +12,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// A tree's files: path (with folders) -> content.
+pub type Files = BTreeMap<String, String>;
+
 /// Why a Git command failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("git {args}: {detail}")]
@@ -170,7 +173,7 @@ impl Store {
         &mut self,
         ours: &str,
         theirs: &str,
-    ) -> Result<Option<(String, BTreeMap<String, String>)>, GitError> {
+    ) -> Result<Option<(String, Files)>, GitError> {
         let args = ["merge-tree", "--write-tree", "--no-messages", ours, theirs];
         let out = Command::new("git")
             .args(args)
