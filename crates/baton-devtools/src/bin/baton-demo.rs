@@ -1,24 +1,65 @@
-//! `make demo`: Baton's main job on a laptop. Starts a real etcd + kube-apiserver, the
-//! fake GitHub and the operator (`baton run`), applies an Environment and a Promotion,
-//! merges the pull request as a reviewer would, writes the Application status the way
-//! Argo CD does, and prints every phase change up to Synced and the commit status
-//! posted. Everything is stopped at the end; the exit code is non-zero unless Synced.
+//! `make demo`: Baton's main job on a laptop. Starts a real etcd + kube-apiserver (with
+//! kube-controller-manager), real Argo CD (application-controller + repo-server), the
+//! fake GitHub, whose repositories are real Git repositories, and the operator
+//! (`baton run`); creates an Argo CD Application that syncs the GitOps repository
+//! through its `file://` URL, applies an Environment and a Promotion, merges the pull
+//! request as a reviewer would, and prints every phase change, what Argo CD reports
+//! (sync status, revision, health) up to Synced, and the commit status posted.
+//! Everything is stopped at the end; the exit code is non-zero unless Synced.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use baton_api::{Phase, Promotion};
-use baton_testkit::{ControlPlane, argocd_application_crd, fake_github, repo_root};
+use baton_testkit::argocd_server::{self, ArgoCd};
+use baton_testkit::{ControlPlane, fake_github, repo_root};
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
-use serde_json::json;
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 const GITOPS: &str = "camaradesuk/cluster-gitops";
 const SOURCE: &str = "camaradesuk/syrf-test";
-const FILE: &str = "syrf/environments/production/api/config.yaml";
+const FILE: &str = "apps/production/api/configmap.yaml";
+const APP: &str = "api-production";
+
+fn configmap(version: &str) -> String {
+    format!(
+        "# api in production; Argo CD deploys this folder\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\ndata:\n  version: {version}   # set by promotion PRs\n"
+    )
+}
+
+fn applications(client: &kube::Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application");
+    Api::namespaced_with(
+        client.clone(),
+        argocd_server::NAMESPACE,
+        &ApiResource::from_gvk(&gvk),
+    )
+}
+
+/// `sync status @ revision, health` as Argo CD last wrote them on the Application.
+async fn argo_report(client: &kube::Client) -> Res<String> {
+    let app = applications(client).get(APP).await?;
+    let at = |p: &str| {
+        app.data
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let revision = at("/status/sync/revision");
+    Ok(format!(
+        "sync {} @ {}, health {}, last operation {}",
+        at("/status/sync/status"),
+        &revision[..revision.len().min(8)],
+        at("/status/health/status"),
+        at("/status/operationState/phase")
+    ))
+}
 
 fn say(step: &str) {
     println!("\n==> {step}");
@@ -47,7 +88,7 @@ async fn demo() -> Res<()> {
         .into());
     }
     say(&format!(
-        "starting etcd + kube-apiserver from {}",
+        "starting etcd + kube-apiserver + kube-controller-manager from {}",
         ControlPlane::bin_dir().display()
     ));
     let started = Instant::now();
@@ -58,25 +99,64 @@ async fn demo() -> Res<()> {
         started.elapsed()
     );
     cp.apply_crds(&repo_root().join("crds"))?;
-    let (argocd, official) = argocd_application_crd();
-    cp.apply_crds(&argocd)?;
+    println!("installed Baton's CRDs");
+    say(&format!(
+        "starting Argo CD {} (application-controller, repo-server) from {}",
+        argocd_server::VERSION,
+        ArgoCd::bin_dir().display()
+    ));
+    let started = Instant::now();
+    let argocd = ArgoCd::start(&cp).await?;
     println!(
-        "installed Baton's CRDs and the {} Argo CD Application CRD",
-        if official { "official" } else { "minimal" }
+        "Argo CD ready in {:.1?}, with its official CRDs, reconciling every {}",
+        started.elapsed(),
+        argocd_server::RECONCILIATION_TIMEOUT
     );
     let client = cp.client().await?;
     let ns = "syrf";
     cp.run_kubectl(["create", "namespace", ns])?;
 
-    say("starting the fake GitHub with the GitOps and service repositories");
+    say("starting the fake GitHub (real Git behind it) with the GitOps and service repositories");
     let gh = fake_github::shared();
-    gh.create_repo(GITOPS, "main", &[(FILE, "# api in production\nservice:\n  name: api\n  chartTag: api-v9.1.0   # set by promotion PRs\n")]);
+    gh.create_repo(GITOPS, "main", &[(FILE, &configmap("api-v9.1.0"))]);
     let source_sha = gh.create_repo(SOURCE, "main", &[("README.md", "SyRF")]);
+    let url = gh.git_url(GITOPS).ok_or("GitOps repository missing")?;
     println!(
-        "fake GitHub at {}; {GITOPS} and {SOURCE}@{}",
+        "fake GitHub at {}; {GITOPS} and {SOURCE}@{}\n{GITOPS} is the Git repository {url}",
         gh.url(),
         &source_sha[..8]
     );
+
+    say(&format!(
+        "an Argo CD Application {APP} deploys apps/production/api of {GITOPS} into {ns}"
+    ));
+    let app: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": { "name": APP, "namespace": argocd_server::NAMESPACE },
+        "spec": {
+            "project": "default",
+            "source": { "repoURL": url, "path": "apps/production/api", "targetRevision": "main" },
+            "destination": { "server": "https://kubernetes.default.svc", "namespace": ns },
+            "syncPolicy": { "automated": { "prune": true, "selfHeal": true } }
+        }
+    }))?;
+    applications(&client)
+        .patch(APP, &PatchParams::apply("demo"), &Patch::Apply(&app))
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let report = argo_report(&client).await?;
+        if report.starts_with("sync Synced")
+            && report.ends_with("health Healthy, last operation Succeeded")
+        {
+            println!("Argo CD: {report}");
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{APP} not Synced within 90 s: {report}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
     secrets
@@ -88,8 +168,8 @@ async fn demo() -> Res<()> {
     let env = json!({
         "apiVersion": "baton.dev/v1alpha1", "kind": "Environment", "metadata": { "name": "production" },
         "spec": {
-            "gitops": { "repository": GITOPS, "branch": "main", "target": { "file": "syrf/environments/{environment}/{service}/config.yaml", "yamlPath": "service.chartTag" } },
-            "applications": { "namespace": ns, "name": "{service}-{environment}" },
+            "gitops": { "repository": GITOPS, "branch": "main", "target": { "file": "apps/{environment}/{service}/configmap.yaml", "yamlPath": "data.version" } },
+            "applications": { "namespace": argocd_server::NAMESPACE, "name": "{service}-{environment}" },
             "pullRequest": { "labels": ["requires-review"], "checklist": ["All services have been tested in staging", "No critical issues reported in staging"] },
             "notifications": { "commitStatus": { "context": "argocd/deploy-{environment}" } },
             "github": { "apiUrl": gh.url().replacen("http://", "https://", 1), "secretRef": { "name": "github-app-credentials" } }
@@ -126,7 +206,8 @@ async fn demo() -> Res<()> {
             lines[lines.len().saturating_sub(30)..].join("\n")
         );
     }
-    say("stopping the operator, the fake GitHub and the control plane");
+    say("stopping the operator, Argo CD, the fake GitHub and the control plane");
+    drop(argocd);
     result
 }
 
@@ -146,6 +227,7 @@ async fn drive(cp: &ControlPlane, client: &kube::Client, ns: &str, source_sha: &
     let name = "api-v9-1-1-to-production";
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut seen: Option<Phase> = None;
+    let mut argo_seen = String::new();
     loop {
         let p = api.get(name).await?;
         let status = p.status.clone().unwrap_or_default();
@@ -194,21 +276,28 @@ async fn drive(cp: &ControlPlane, client: &kube::Client, ns: &str, source_sha: &
                         .as_ref()
                         .and_then(|pr| pr.merge_commit.clone())
                         .unwrap_or_default();
+                    let parents = gh.parents(GITOPS, &merge);
                     say(&format!(
-                        "Argo CD syncs api-production to {}",
-                        &merge[..merge.len().min(8)]
+                        "merge commit {} (parents {}); Argo CD polls {GITOPS} and syncs {APP}",
+                        &merge[..merge.len().min(8)],
+                        parents
+                            .iter()
+                            .map(|p| &p[..p.len().min(8)])
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ));
-                    baton_testkit::argocd::sync(
-                        client,
-                        ns,
-                        "api-production",
-                        &format!("https://github.com/{GITOPS}"),
-                        &merge,
-                        "Healthy",
-                    )
-                    .await?;
                 }
                 Some(Phase::Synced) => {
+                    println!("          Argo CD: {}", argo_report(client).await?);
+                    let cm: Api<k8s_openapi::api::core::v1::ConfigMap> =
+                        Api::namespaced(client.clone(), ns);
+                    let version = cm
+                        .get("api")
+                        .await?
+                        .data
+                        .and_then(|d| d.get("version").cloned())
+                        .unwrap_or_default();
+                    println!("          ConfigMap {ns}/api in the cluster: version {version}");
                     for s in gh.statuses(SOURCE, source_sha) {
                         println!(
                             "          commit status on {SOURCE}@{}: {} {} \"{}\"",
@@ -233,6 +322,19 @@ async fn drive(cp: &ControlPlane, client: &kube::Client, ns: &str, source_sha: &
                     .into());
                 }
                 _ => {}
+            }
+        }
+        if seen == Some(Phase::Merged) {
+            let report = argo_report(client).await?;
+            if report != argo_seen {
+                println!(
+                    "[{:>5.1}s] Argo CD: {report}",
+                    120.0
+                        - deadline
+                            .saturating_duration_since(Instant::now())
+                            .as_secs_f64()
+                );
+                argo_seen = report;
             }
         }
         if Instant::now() > deadline {

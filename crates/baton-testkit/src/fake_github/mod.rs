@@ -1,12 +1,15 @@
 //! A stateful fake of the parts of GitHub's REST API Baton uses, served over real
-//! HTTP on loopback. It keeps repositories (refs, trees, commits, contents), pull
+//! HTTP on loopback. It keeps repositories (real Git repositories on disk, see `git`:
+//! refs, trees, commits, contents, all under their Git ids), pull
 //! requests, labels, reviewers, statuses and releases, answers like GitHub does
 //! (422 for duplicates, 404 for unknown objects, ETag/304, rate-limit headers), and
 //! can inject faults. Tests drive the reviewer's side (merge, close, push) directly.
 //!
 //! `router` takes every request (faults, auth, log, rate-limit headers) to a
-//! handler in `handlers`, one module per capability; `state` is the data model.
+//! handler in `handlers`, one module per capability; `state` is the data model;
+//! `git` writes it to Git.
 
+mod git;
 mod handlers;
 mod reply;
 mod router;
@@ -33,7 +36,10 @@ static SHARED: std::sync::OnceLock<FakeGitHub> = std::sync::OnceLock::new();
 /// test's runtime. Tests isolate themselves by using their own repositories.
 pub fn shared() -> &'static FakeGitHub {
     SHARED.get_or_init(|| {
-        let state = Arc::new(Mutex::new(State::new()));
+        let state = match State::new() {
+            Ok(s) => Arc::new(Mutex::new(s)),
+            Err(e) => panic!("the shared fake GitHub cannot make its Git folder: {e}"),
+        };
         let served = state.clone();
         match crate::background::serve_forever(move || router::router(served)) {
             Ok(addr) => FakeGitHub {
@@ -52,7 +58,7 @@ pub const TOKEN: &str = "ghp_baton_fake_token_0123456789";
 impl FakeGitHub {
     /// Starts the fake on a free loopback port in the current tokio runtime.
     pub async fn start() -> std::io::Result<Self> {
-        let state = Arc::new(Mutex::new(State::new()));
+        let state = Arc::new(Mutex::new(State::new()?));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let app = router::router(state.clone());
@@ -78,13 +84,26 @@ impl FakeGitHub {
     }
 
     /// Creates `owner/name` with one commit on `branch` holding `files`; returns its SHA.
+    /// Panics if Git fails.
     pub fn create_repo(&self, repo: &str, branch: &str, files: &[(&str, &str)]) -> String {
-        self.lock().create_repo(repo, branch, files)
+        match self.lock().create_repo(repo, branch, files) {
+            Ok(sha) => sha,
+            Err(e) => panic!("fake GitHub: creating {repo}: {e}"),
+        }
     }
 
-    /// Commits `files` on top of `branch` (someone else pushing); returns the new SHA.
+    /// Commits `files` on top of `branch` (someone else pushing); returns the new SHA,
+    /// or an empty string if there is no such repository or branch. Panics if Git fails.
     pub fn push(&self, repo: &str, branch: &str, files: &[(&str, &str)], message: &str) -> String {
-        self.lock().push(repo, branch, files, message)
+        match self.lock().push(repo, branch, files, message) {
+            Ok(sha) => sha.unwrap_or_default(),
+            Err(e) => panic!("fake GitHub: pushing to {repo}: {e}"),
+        }
+    }
+
+    /// The `file://` URL of `repo`'s bare Git repository, for Argo CD to sync from.
+    pub fn git_url(&self, repo: &str) -> Option<String> {
+        self.lock().repo(repo).map(|r| r.git.url())
     }
 
     /// A file's content at the head of `branch`.
@@ -121,9 +140,14 @@ impl FakeGitHub {
             .unwrap_or_default()
     }
 
-    /// Merges PR `number` as a reviewer would (squash), returning the merge commit.
+    /// Merges PR `number` as a reviewer would, with a merge commit whose parents are
+    /// the base head and the PR head (in that order); returns it. `None` if the PR is
+    /// not open or does not merge cleanly. Panics if Git fails.
     pub fn merge(&self, repo: &str, number: u64) -> Option<String> {
-        self.lock().merge(repo, number)
+        match self.lock().merge(repo, number) {
+            Ok(sha) => sha,
+            Err(e) => panic!("fake GitHub: merging {repo}#{number}: {e}"),
+        }
     }
 
     /// Submits a review (`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`) by `user`.

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use super::git::{GitError, Store};
+
 /// A request as the fake saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedRequest {
@@ -93,12 +95,17 @@ pub struct Commit {
     pub date: String,
 }
 
-#[derive(Debug, Default)]
+/// A repository: a bare Git repository on disk ([`Store`]) and, in memory, the refs,
+/// commits and trees written to it (under their Git ids), its pulls, statuses and
+/// releases. Refs and objects change only through the methods below, which write Git
+/// first.
+#[derive(Debug)]
 pub struct Repo {
     pub refs: BTreeMap<String, String>,
     pub commits: HashMap<String, Commit>,
-    /// Tree SHA -> path -> content. Trees are flat: paths include folders.
+    /// Tree id -> path -> content. Flat: paths include folders.
     pub trees: HashMap<String, BTreeMap<String, String>>,
+    pub git: Store,
     pub pulls: Vec<Pull>,
     pub statuses: HashMap<String, Vec<Status>>,
     pub releases: Vec<Release>,
@@ -112,6 +119,8 @@ pub struct App {
 }
 
 pub struct State {
+    /// Where the repositories' bare Git repositories live.
+    root: tempfile::TempDir,
     pub repos: HashMap<String, Repo>,
     pub log: Vec<LoggedRequest>,
     pub faults: Vec<Fault>,
@@ -135,7 +144,7 @@ pub struct Tripwire {
     pub tripped: bool,
 }
 
-/// A 40-hex object id derived from content, like Git's.
+/// A 40-hex id derived from content (for ETags and node ids; Git objects get Git's).
 pub fn object_id(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
@@ -147,8 +156,9 @@ pub fn object_id(parts: &[&str]) -> String {
 }
 
 impl State {
-    pub fn new() -> Self {
-        State {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(State {
+            root: super::git::root()?,
             repos: HashMap::new(),
             log: Vec::new(),
             faults: Vec::new(),
@@ -157,7 +167,7 @@ impl State {
             next_id: 1,
             remaining: 5000,
             tripwire: None,
-        }
+        })
     }
 
     pub fn id(&mut self) -> u64 {
@@ -169,22 +179,27 @@ impl State {
         self.repos.get(repo)
     }
 
-    pub fn create_repo(&mut self, repo: &str, branch: &str, files: &[(&str, &str)]) -> String {
-        let mut r = Repo::default();
+    /// Creates `repo` (replacing one of that name) with one commit on `branch`.
+    pub fn create_repo(
+        &mut self,
+        repo: &str,
+        branch: &str,
+        files: &[(&str, &str)],
+    ) -> Result<String, GitError> {
+        let dir = self.root.path().join(format!("{repo}.git"));
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let mut r = Repo::new(Store::init(dir, branch)?);
         let tree: BTreeMap<String, String> = files
             .iter()
             .map(|(p, c)| ((*p).to_owned(), (*c).to_owned()))
             .collect();
-        let tree_sha = r.put_tree(tree);
-        let sha = r.put_commit(Commit {
-            tree: tree_sha,
-            parents: vec![],
-            message: "initial commit".into(),
-            date: String::new(),
-        });
-        r.refs.insert(branch.to_owned(), sha.clone());
+        let tree_sha = r.put_tree(tree)?;
+        let sha = r.put_commit(&tree_sha, vec![], "initial commit")?;
+        r.set_ref(branch, &sha)?;
         self.repos.insert(repo.to_owned(), r);
-        sha
+        Ok(sha)
     }
 
     pub fn push(
@@ -193,26 +208,21 @@ impl State {
         branch: &str,
         files: &[(&str, &str)],
         message: &str,
-    ) -> String {
+    ) -> Result<Option<String>, GitError> {
         let Some(r) = self.repos.get_mut(repo) else {
-            return String::new();
+            return Ok(None);
         };
         let Some(parent) = r.refs.get(branch).cloned() else {
-            return String::new();
+            return Ok(None);
         };
         let mut tree = r.tree_of(&parent).cloned().unwrap_or_default();
         for (p, c) in files {
             tree.insert((*p).to_owned(), (*c).to_owned());
         }
-        let tree_sha = r.put_tree(tree);
-        let sha = r.put_commit(Commit {
-            tree: tree_sha,
-            parents: vec![parent],
-            message: message.into(),
-            date: String::new(),
-        });
-        r.refs.insert(branch.to_owned(), sha.clone());
-        sha
+        let tree_sha = r.put_tree(tree)?;
+        let sha = r.put_commit(&tree_sha, vec![parent], message)?;
+        r.set_ref(branch, &sha)?;
+        Ok(Some(sha))
     }
 
     pub fn branch_sha(&self, repo: &str, branch: &str) -> Option<String> {
@@ -224,45 +234,45 @@ impl State {
         r.tree_of(r.refs.get(branch)?)?.get(path).cloned()
     }
 
-    /// Squash-merges the PR's head onto its base.
-    pub fn merge(&mut self, repo: &str, number: u64) -> Option<String> {
-        let r = self.repos.get_mut(repo)?;
-        let pull = r
+    /// Merges the PR with a merge commit, as GitHub's default "Create a merge commit"
+    /// does: Git's three-way merge of the base head and the PR head, committed with
+    /// both as parents (base first) on the base branch. `None` when the PR is not open
+    /// or the two conflict.
+    pub fn merge(&mut self, repo: &str, number: u64) -> Result<Option<String>, GitError> {
+        let Some(r) = self.repos.get_mut(repo) else {
+            return Ok(None);
+        };
+        let Some(pull) = r
             .pulls
             .iter()
-            .find(|p| p.number == number && p.state == "open")?
-            .clone();
-        let head_sha = r.refs.get(&pull.head)?.clone();
-        let base_sha = r.refs.get(&pull.base)?.clone();
-        // Apply the head's changes (relative to its parent) on top of the current base.
-        let head_commit = r.commits.get(&head_sha)?.clone();
-        let head_tree = r.trees.get(&head_commit.tree)?.clone();
-        let head_parent_tree = head_commit
-            .parents
-            .first()
-            .and_then(|p| r.tree_of(p))
+            .find(|p| p.number == number && p.state == "open")
             .cloned()
-            .unwrap_or_default();
-        let mut tree = r.tree_of(&base_sha)?.clone();
-        for (path, content) in &head_tree {
-            if head_parent_tree.get(path) != Some(content) {
-                tree.insert(path.clone(), content.clone());
-            }
+        else {
+            return Ok(None);
+        };
+        let (Some(head_sha), Some(base_sha)) = (
+            r.refs.get(&pull.head).cloned(),
+            r.refs.get(&pull.base).cloned(),
+        ) else {
+            return Ok(None);
+        };
+        let Some((tree_sha, files)) = r.git.merge_tree(&base_sha, &head_sha)? else {
+            return Ok(None);
+        };
+        r.trees.insert(tree_sha.clone(), files);
+        let message = format!(
+            "Merge pull request #{number} from {}\n\n{}",
+            pull.head, pull.title
+        );
+        let sha = r.put_commit(&tree_sha, vec![base_sha, head_sha], &message)?;
+        r.set_ref(&pull.base, &sha)?;
+        if let Some(p) = r.pulls.iter_mut().find(|p| p.number == number) {
+            p.state = "closed".into();
+            p.merged = true;
+            p.merge_commit_sha = Some(sha.clone());
+            p.version += 1;
         }
-        let tree_sha = r.put_tree(tree);
-        let sha = r.put_commit(Commit {
-            tree: tree_sha,
-            parents: vec![base_sha],
-            message: format!("{} (#{number})", pull.title),
-            date: String::new(),
-        });
-        r.refs.insert(pull.base.clone(), sha.clone());
-        let p = r.pulls.iter_mut().find(|p| p.number == number)?;
-        p.state = "closed".into();
-        p.merged = true;
-        p.merge_commit_sha = Some(sha.clone());
-        p.version += 1;
-        Some(sha)
+        Ok(Some(sha))
     }
 
     pub fn review(&mut self, repo: &str, number: u64, user: &str, state: &str) {
@@ -304,23 +314,69 @@ impl State {
 }
 
 impl Repo {
-    pub fn put_tree(&mut self, tree: BTreeMap<String, String>) -> String {
-        let flat: Vec<String> = tree.iter().map(|(p, c)| format!("{p}\u{1}{c}")).collect();
-        let parts: Vec<&str> = flat.iter().map(String::as_str).collect();
-        let sha = object_id(&[&["tree"], parts.as_slice()].concat());
-        self.trees.insert(sha.clone(), tree);
-        sha
+    fn new(git: Store) -> Self {
+        Repo {
+            refs: BTreeMap::new(),
+            commits: HashMap::new(),
+            trees: HashMap::new(),
+            git,
+            pulls: Vec::new(),
+            statuses: HashMap::new(),
+            releases: Vec::new(),
+        }
     }
 
-    pub fn put_commit(&mut self, mut commit: Commit) -> String {
-        if commit.date.is_empty() {
-            commit.date = jiff::Timestamp::now().to_string();
+    /// Writes `tree` (path -> content) to Git; returns its id.
+    pub fn put_tree(&mut self, tree: BTreeMap<String, String>) -> Result<String, GitError> {
+        let sha = self.git.tree(&tree)?;
+        self.trees.insert(sha.clone(), tree);
+        Ok(sha)
+    }
+
+    /// Writes a commit of `tree` (which must have been put) to Git, dated now.
+    pub fn put_commit(
+        &mut self,
+        tree: &str,
+        parents: Vec<String>,
+        message: &str,
+    ) -> Result<String, GitError> {
+        let now = jiff::Timestamp::now().as_second();
+        let sha = self.git.commit(tree, &parents, message, now)?;
+        let date = jiff::Timestamp::from_second(now)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        self.commits.insert(
+            sha.clone(),
+            Commit {
+                tree: tree.to_owned(),
+                parents,
+                message: message.to_owned(),
+                date,
+            },
+        );
+        Ok(sha)
+    }
+
+    /// Points `branch` at commit `sha`, in Git and here.
+    pub fn set_ref(&mut self, branch: &str, sha: &str) -> Result<(), GitError> {
+        self.git.set_branch(branch, sha)?;
+        self.refs.insert(branch.to_owned(), sha.to_owned());
+        Ok(())
+    }
+
+    /// Deletes `branch`; whether it existed.
+    pub fn delete_ref(&mut self, branch: &str) -> Result<bool, GitError> {
+        if !self.refs.contains_key(branch) {
+            return Ok(false);
         }
-        let parents = commit.parents.join(",");
-        let salt = self.commits.len().to_string();
-        let sha = object_id(&["commit", &commit.tree, &parents, &commit.message, &salt]);
-        self.commits.insert(sha.clone(), commit);
-        sha
+        self.git.delete_branch(branch)?;
+        self.refs.remove(branch);
+        Ok(true)
+    }
+
+    /// The Git blob id of `content`, a file of one of this repository's trees.
+    pub fn blob_sha(&self, content: &str) -> String {
+        self.git.known_blob(content).unwrap_or_default().to_owned()
     }
 
     pub fn tree_of(&self, commit: &str) -> Option<&BTreeMap<String, String>> {

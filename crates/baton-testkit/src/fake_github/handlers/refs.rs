@@ -1,5 +1,6 @@
 //! Git data: branches, refs, commits, trees and file contents. Trees are flat maps
-//! from path to content (see [`super::super::state::Repo`]); writes check what GitHub
+//! from path to content (see [`super::super::state::Repo`]), written to the
+//! repository's Git, so every id answered is a Git object id; writes check what GitHub
 //! checks (the objects named exist, a file's `sha` matches before it is replaced).
 
 use axum::http::StatusCode;
@@ -7,8 +8,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
+use super::super::git::GitError;
 use super::super::reply::{Reply, error, not_found, reply, unprocessable};
-use super::super::state::{Commit, Repo, object_id};
+use super::super::state::Repo;
 use super::RepoRequest;
 
 pub fn handle(repo: &mut Repo, req: &RepoRequest) -> Reply {
@@ -54,7 +56,7 @@ fn get_contents(repo: &Repo, req: &RepoRequest, path: &str) -> Reply {
             StatusCode::OK,
             json!({
                 "type": "file", "encoding": "base64", "path": path, "name": path.rsplit('/').next(),
-                "sha": object_id(&["blob", content]), "size": content.len(), "content": B64.encode(content)
+                "sha": repo.blob_sha(content), "size": content.len(), "content": B64.encode(content)
             }),
         ),
         None => not_found(),
@@ -82,7 +84,7 @@ fn put_contents(repo: &mut Repo, req: &RepoRequest, path: String) -> Reply {
     };
     let mut tree = repo.tree_of(&parent).cloned().unwrap_or_default();
     // Replacing a file needs its current blob SHA, so a stale write is refused.
-    let current = tree.get(&path).map(|c| object_id(&["blob", c]));
+    let current = tree.get(&path).map(|c| repo.blob_sha(c));
     if current.is_some() && current != req.field("sha") {
         return error(
             StatusCode::CONFLICT,
@@ -93,18 +95,18 @@ fn put_contents(repo: &mut Repo, req: &RepoRequest, path: String) -> Reply {
         );
     }
     tree.insert(path.clone(), content.clone());
-    let tree_sha = repo.put_tree(tree);
-    let sha = repo.put_commit(Commit {
-        tree: tree_sha,
-        parents: vec![parent],
-        message,
-        date: String::new(),
+    let written = repo.put_tree(tree).and_then(|tree_sha| {
+        let sha = repo.put_commit(&tree_sha, vec![parent], &message)?;
+        repo.set_ref(&branch, &sha)?;
+        Ok(sha)
     });
-    repo.refs.insert(branch, sha.clone());
-    reply(
-        StatusCode::OK,
-        json!({ "content": { "path": path, "sha": object_id(&["blob", &content]) }, "commit": { "sha": sha } }),
-    )
+    match written {
+        Ok(sha) => reply(
+            StatusCode::OK,
+            json!({ "content": { "path": path, "sha": repo.blob_sha(&content) }, "commit": { "sha": sha } }),
+        ),
+        Err(e) => git_failed(&e),
+    }
 }
 
 fn create_tree(repo: &mut Repo, req: &RepoRequest) -> Reply {
@@ -127,7 +129,10 @@ fn create_tree(repo: &mut Repo, req: &RepoRequest) -> Reply {
         };
         tree.insert(path.to_owned(), content.to_owned());
     }
-    let sha = repo.put_tree(tree);
+    let sha = match repo.put_tree(tree) {
+        Ok(sha) => sha,
+        Err(e) => return git_failed(&e),
+    };
     reply(
         StatusCode::CREATED,
         json!({ "sha": sha, "truncated": false, "tree": [] }),
@@ -157,12 +162,10 @@ fn create_commit(repo: &mut Repo, req: &RepoRequest) -> Reply {
             "parents",
         );
     }
-    let sha = repo.put_commit(Commit {
-        tree: tree.clone(),
-        parents: parents.clone(),
-        message: message.clone(),
-        date: String::new(),
-    });
+    let sha = match repo.put_commit(&tree, parents.clone(), &message) {
+        Ok(sha) => sha,
+        Err(e) => return git_failed(&e),
+    };
     reply(
         StatusCode::CREATED,
         json!({ "sha": sha, "tree": { "sha": tree }, "message": message, "parents": parents.iter().map(|p| json!({ "sha": p })).collect::<Vec<_>>() }),
@@ -210,7 +213,9 @@ fn create_ref(repo: &mut Repo, req: &RepoRequest) -> Reply {
     if !repo.commits.contains_key(&sha) {
         return unprocessable("Object does not exist", "sha");
     }
-    repo.refs.insert(branch.to_owned(), sha.clone());
+    if let Err(e) = repo.set_ref(branch, &sha) {
+        return git_failed(&e);
+    }
     reply(
         StatusCode::CREATED,
         json!({ "ref": reference, "object": { "sha": sha, "type": "commit" } }),
@@ -222,9 +227,10 @@ fn delete_ref(repo: &mut Repo, reference: &str) -> Reply {
     let Some(branch) = reference.strip_prefix("heads/") else {
         return unprocessable("Reference does not exist", "ref");
     };
-    match repo.refs.remove(branch) {
-        Some(_) => reply(StatusCode::NO_CONTENT, Value::Null),
-        None => unprocessable("Reference does not exist", "ref"),
+    match repo.delete_ref(branch) {
+        Ok(true) => reply(StatusCode::NO_CONTENT, Value::Null),
+        Ok(false) => unprocessable("Reference does not exist", "ref"),
+        Err(e) => git_failed(&e),
     }
 }
 
@@ -239,9 +245,16 @@ fn update_ref(repo: &mut Repo, req: &RepoRequest, reference: &str) -> Reply {
     if !repo.commits.contains_key(&sha) {
         return unprocessable("Object does not exist", "sha");
     }
-    repo.refs.insert(branch.to_owned(), sha.clone());
+    if let Err(e) = repo.set_ref(branch, &sha) {
+        return git_failed(&e);
+    }
     reply(
         StatusCode::OK,
         json!({ "ref": format!("refs/{reference}"), "object": { "sha": sha, "type": "commit" } }),
     )
+}
+
+/// A write Git refused: GitHub's answer to a failure on its side.
+fn git_failed(e: &GitError) -> Reply {
+    error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
 }
