@@ -1,5 +1,14 @@
 //! End to end on the real control plane: `baton run` as a process, the fake GitHub
 //! behind the contract gate, and Application statuses written the way Argo CD does.
+//!
+//! Why simulated here (real Argo CD runs in `tests/real_argocd_baton.rs`): these tests
+//! need Argo CD states at an exact moment and in an exact order (Synced for one of three
+//! services while another waits, Progressing then Degraded on cue, a later commit synced
+//! before the merge commit, an Application that does not exist yet, restarts of the
+//! operator in each phase), and many of them at once; real Argo CD decides its own
+//! timing (a Git poll every few seconds) and would make them slow and racy. The
+//! behaviour that depends on how Argo CD really writes status is covered with the real
+//! thing.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a panic is the failure report
 

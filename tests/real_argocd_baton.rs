@@ -466,3 +466,53 @@ async fn an_invalid_manifest_fails_with_argo_cds_message() {
     );
     r.finish().await;
 }
+
+#[tokio::test]
+async fn the_application_controller_restarted_during_the_sync_still_ends_synced_once() {
+    let mut r = Rig::new(
+        "rab-restart",
+        &["api"],
+        configmap_files,
+        configmap_target(),
+        json!({}),
+    )
+    .await;
+    r.start_operator();
+    r.w.promote("api-restart", &r.env, &[("api", "api-v2.0.0")])
+        .await;
+    let number = r.pr_number("api-restart").await;
+    let merge = r.w.fake.merge(&r.w.gitops, number).expect("PR merges");
+    // Killed (SIGKILL) and started again right after the merge, and again as soon as
+    // an operation for the merge shows up (running or just finished).
+    r.argocd
+        .restart_application_controller()
+        .await
+        .expect("controller restarts");
+    r.wait_app("api", "an operation for the merge", |s| {
+        s.pointer("/operationState/operation/sync/revision")
+            .and_then(Value::as_str)
+            == Some(merge.as_str())
+    })
+    .await;
+    r.argocd
+        .restart_application_controller()
+        .await
+        .expect("controller restarts again");
+    let p = r.w.wait_phase("api-restart", Phase::Synced, T).await;
+    let status = r.app_status("api").await;
+    assert_eq!(str_at(&status, "/sync/revision"), merge);
+    assert_eq!(str_at(&status, "/operationState/phase"), "Succeeded");
+    assert_eq!(
+        p.status.unwrap().applications[0].revision.as_deref(),
+        Some(merge.as_str())
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let statuses: Vec<_> =
+        r.w.statuses()
+            .into_iter()
+            .filter(|s| s.context == format!("argocd/deploy-{}", r.env))
+            .collect();
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0].state, "success");
+    r.finish().await;
+}

@@ -105,7 +105,40 @@ impl Component {
 pub struct ArgoCd {
     dir: tempfile::TempDir,
     children: Vec<(Component, Child)>,
-    watchdog: Option<(Child, ChildStdin)>,
+    watchdog: std::sync::Mutex<Option<(Child, ChildStdin)>>,
+    /// How the application controller is started, to start it again.
+    controller: Option<ControllerCommand>,
+    /// Application controllers started by [`ArgoCd::restart_application_controller`].
+    restarted: std::sync::Mutex<Vec<Child>>,
+}
+
+/// The application controller's command line.
+#[derive(Debug, Clone)]
+struct ControllerCommand {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    tmp: PathBuf,
+    repo_port: u16,
+    redis: String,
+    metrics_port: u16,
+}
+
+impl ControllerCommand {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.env("ARGOCD_BINARY_NAME", "argocd-application-controller")
+            .env("ARGOCD_FAKE_IN_CLUSTER", "true")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("ARGOCD_RECONCILIATION_TIMEOUT", RECONCILIATION_TIMEOUT)
+            .env("ARGOCD_RECONCILIATION_JITTER", RECONCILIATION_JITTER)
+            .env("TMPDIR", &self.tmp)
+            .arg(format!("--repo-server=127.0.0.1:{}", self.repo_port))
+            .arg("--repo-server-plaintext")
+            .arg(format!("--redis={}", self.redis))
+            .arg(format!("--metrics-port={}", self.metrics_port))
+            .arg("--logformat=text");
+        cmd
+    }
 }
 
 impl ArgoCd {
@@ -187,7 +220,9 @@ impl ArgoCd {
         let mut argocd = ArgoCd {
             dir,
             children: Vec::new(),
-            watchdog: None,
+            watchdog: std::sync::Mutex::new(None),
+            controller: None,
+            restarted: std::sync::Mutex::new(Vec::new()),
         };
 
         // kube-controller-manager: only the controllers that give Deployments status.
@@ -211,7 +246,8 @@ impl ArgoCd {
             Component::Redis,
             Command::new(&redis_bin).arg(format!("--addr={redis}")),
         )?;
-        argocd.watchdog = Some(argocd.spawn_watchdog()?);
+        let watchdog = argocd.spawn_watchdog()?;
+        *argocd.watchdog.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(watchdog);
         argocd
             .wait_for(Component::Redis, || TcpStream::connect(&redis).is_ok())
             .await?;
@@ -236,22 +272,17 @@ impl ArgoCd {
         )?;
         argocd.watchdog_add()?;
 
-        let controller_metrics = free_port()?;
-        argocd.spawn(
-            Component::ApplicationController,
-            Command::new(&argocd_bin)
-                .env("ARGOCD_BINARY_NAME", "argocd-application-controller")
-                .env("ARGOCD_FAKE_IN_CLUSTER", "true")
-                .env("KUBECONFIG", &controller_kubeconfig)
-                .env("ARGOCD_RECONCILIATION_TIMEOUT", RECONCILIATION_TIMEOUT)
-                .env("ARGOCD_RECONCILIATION_JITTER", RECONCILIATION_JITTER)
-                .env("TMPDIR", root.join("tmp"))
-                .arg(format!("--repo-server=127.0.0.1:{repo_port}"))
-                .arg("--repo-server-plaintext")
-                .arg(format!("--redis={redis}"))
-                .arg(format!("--metrics-port={controller_metrics}"))
-                .arg("--logformat=text"),
-        )?;
+        let controller = ControllerCommand {
+            bin: argocd_bin.clone(),
+            kubeconfig: controller_kubeconfig.clone(),
+            tmp: root.join("tmp"),
+            repo_port,
+            redis: redis.clone(),
+            metrics_port: free_port()?,
+        };
+        let controller_metrics = controller.metrics_port;
+        argocd.spawn(Component::ApplicationController, &mut controller.command())?;
+        argocd.controller = Some(controller);
         argocd.watchdog_add()?;
 
         argocd
@@ -358,9 +389,58 @@ kill $pids 2>/dev/null; sleep 2; kill -9 $pids 2>/dev/null; rm -rf "$dir""#;
 
     /// Tells the watchdog about the process started last.
     fn watchdog_add(&mut self) -> Result<(), ArgoCdError> {
-        if let (Some((_, stdin)), Some((_, child))) = (&mut self.watchdog, self.children.last()) {
-            writeln!(stdin, "{}", child.id())
+        match self.children.last().map(|(_, c)| c.id()) {
+            Some(pid) => self.watch_pid(pid),
+            None => Ok(()),
+        }
+    }
+
+    fn watch_pid(&self, pid: u32) -> Result<(), ArgoCdError> {
+        let mut watchdog = self.watchdog.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, stdin)) = watchdog.as_mut() {
+            writeln!(stdin, "{pid}")
                 .map_err(|e| setup("register a process with the watchdog")(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Kills the application controller (SIGKILL, like a crashed or evicted pod) and
+    /// starts a new one, which resumes from what the Applications' status says.
+    pub async fn restart_application_controller(&self) -> Result<(), ArgoCdError> {
+        let Some(controller) = &self.controller else {
+            return Err(setup("restart the application controller")(
+                "not started".into(),
+            ));
+        };
+        {
+            let mut restarted = self.restarted.lock().unwrap_or_else(|e| e.into_inner());
+            let current = restarted.last_mut().map(|c| c.id()).or_else(|| {
+                self.children
+                    .iter()
+                    .find(|(c, _)| *c == Component::ApplicationController)
+                    .map(|(_, p)| p.id())
+            });
+            if let Some(pid) = current {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+            let log = self
+                .dir
+                .path()
+                .join(Component::ApplicationController.log_file());
+            let child = spawn(&mut controller.command(), &log)?;
+            self.watch_pid(child.id())?;
+            restarted.push(child);
+        }
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while !healthz(controller.metrics_port) {
+            if Instant::now() > deadline {
+                return Err(ArgoCdError::NotReady {
+                    component: Component::ApplicationController.name(),
+                    timeout: STARTUP_TIMEOUT,
+                    log_tail: self.log_tail(Component::ApplicationController),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Ok(())
     }
@@ -368,11 +448,17 @@ kill $pids 2>/dev/null; sleep 2; kill -9 $pids 2>/dev/null; rm -rf "$dir""#;
 
 impl Drop for ArgoCd {
     fn drop(&mut self) {
+        let restarted = self.restarted.get_mut().unwrap_or_else(|e| e.into_inner());
+        for child in restarted.iter_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         for (_, child) in self.children.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if let Some((mut child, mut stdin)) = self.watchdog.take() {
+        let watchdog = self.watchdog.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some((mut child, mut stdin)) = watchdog.take() {
             let _ = stdin.write_all(b"\n");
             drop(stdin);
             let _ = child.wait();
