@@ -172,15 +172,42 @@ async fn a_status_github_refuses_for_good_is_recorded_once_and_the_deployment_ke
         events.iter().any(|e| e.starts_with("NotificationFailed")),
         "{events:?}"
     );
-    // The operator requeues every second here; a refused status is not retried.
+    // The operator requeues every second here; a refused status is not retried...
+    let attempts = || {
+        w.fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.contains(&format!("/statuses/{unknown}")))
+            .count()
+    };
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let attempts = w
-        .fake
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.contains(&format!("/statuses/{unknown}")))
-        .count();
-    assert!((1..=2).contains(&attempts), "{attempts} attempts");
+    assert_eq!(attempts(), 1, "refused once, not retried");
+    // ...until the credentials change (say, the App was installed on the repository).
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(w.client.clone(), &w.ns);
+    secrets
+        .patch(
+            "github-token",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": { "rotated": "yes" } } })),
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while attempts() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not tried again with new credentials"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        attempts(),
+        2,
+        "one more try with the new credentials, then quiet again"
+    );
+    let p = w.promotions().get("api-unknown").await.unwrap();
+    assert_eq!(p.status.unwrap().phase, Some(Phase::Synced));
 }
 
 #[tokio::test]

@@ -320,4 +320,8 @@ pub struct NotificationRecord {
     /// fix. Not retried; the deployment itself is recorded all the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// The credentials (Secret version) GitHub refused it with: it is tried again
+    /// once the Secret changes (say, the App was installed on the repository).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_with: Option<String>,
 }

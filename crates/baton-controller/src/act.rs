@@ -20,6 +20,8 @@ use crate::record::{self, Attempt, Writer};
 pub struct Scene<'a, G> {
     pub ctx: &'a Context,
     pub gh: &'a G,
+    /// The credentials version in use (recorded with a refusal).
+    pub credentials: &'a str,
     pub promotion: &'a Promotion,
     pub now: &'a Time,
 }
@@ -156,7 +158,8 @@ async fn post_status<G: Provider>(
     if failed.is_none() {
         tracing::info!(promotion = %name(s.promotion), repository = %repo, commit = %sha, state = commit_status.state.as_str(), description = %commit_status.description, "commit status posted");
     }
-    record::finish(status, kind, &keys, s.now, failed.as_deref());
+    let refused = failed.as_deref().map(|why| (why, s.credentials));
+    record::finish(status, kind, &keys, s.now, refused);
     Ok(())
 }
 
@@ -179,7 +182,8 @@ async fn create_release<G: Provider>(
     if failed.is_none() {
         tracing::info!(promotion = %name(s.promotion), repository = %repo, tag = %note.tag, "release created");
     }
-    record::finish(status, kind, &keys, s.now, failed.as_deref());
+    let refused = failed.as_deref().map(|why| (why, s.credentials));
+    record::finish(status, kind, &keys, s.now, refused);
     Ok(())
 }
 

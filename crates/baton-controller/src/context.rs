@@ -166,12 +166,13 @@ impl Context {
         }
     }
 
-    /// The GitHub connection for `env`, cached per Secret version.
+    /// The GitHub connection for `env`, cached per Secret version, and that version
+    /// (a notification GitHub refused is tried again only with other credentials).
     pub async fn github_for(
         &self,
         namespace: &str,
         env: &Environment,
-    ) -> Result<Arc<GitHub>, ConnectError> {
+    ) -> Result<(Arc<GitHub>, String), ConnectError> {
         let secret_name = &env.spec.github.secret_ref.name;
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = secrets
@@ -201,7 +202,7 @@ impl Context {
             .get(&slot)
             .filter(|(v, _)| *v == version)
         {
-            return Ok(gh.clone());
+            return Ok((gh.clone(), version));
         }
         let data = secret
             .data
@@ -234,8 +235,11 @@ impl Context {
             metrics.github_request(op.as_str(), class, remaining)
         })));
         // The old connection (an older Secret version) is dropped with its caches.
-        self.github.lock().await.insert(slot, (version, gh.clone()));
-        Ok(gh)
+        self.github
+            .lock()
+            .await
+            .insert(slot, (version.clone(), gh.clone()));
+        Ok((gh, version))
     }
 
     /// Notes that `promotion` waits on the Application `namespace/name`.

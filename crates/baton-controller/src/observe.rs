@@ -30,6 +30,8 @@ pub struct Observation {
     pub policy: Option<Policy>,
     /// The GitHub connection, when one was needed and made.
     pub github: Option<Arc<GitHub>>,
+    /// The version of the credentials it was made with.
+    pub credentials: Option<String>,
     pub seen: Seen,
 }
 
@@ -39,6 +41,7 @@ impl Observation {
             env: None,
             policy: None,
             github: None,
+            credentials: None,
             seen,
         }
     }
@@ -62,7 +65,7 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
     let status = p.status.clone().unwrap_or_default();
     let phase = status.phase.unwrap_or_default();
     if phase.is_terminal() {
-        return Ok(Observation::seen(Seen::Nothing));
+        return terminal(p, ctx, &ns, &status).await;
     }
     let envs: Api<Environment> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(env) = envs.get_opt(&p.spec.environment).await? else {
@@ -81,6 +84,7 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
         env: Some(env.clone()),
         policy: Some(pol),
         github: None,
+        credentials: None,
         seen: Seen::Nothing,
     };
     if phase == Phase::Pending
@@ -90,7 +94,10 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
         return Ok(o);
     }
     let gh = match ctx.github_for(&ns, &env).await {
-        Ok(gh) => gh,
+        Ok((gh, version)) => {
+            o.credentials = Some(version);
+            gh
+        }
         Err(ConnectError::Blocked(b)) => {
             o.seen = Seen::Blocked(b);
             return Ok(o);
@@ -106,6 +113,35 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
         _ => Seen::Nothing,
     };
     Ok(o)
+}
+
+/// A terminal promotion reads nothing, unless GitHub refused one of its notifications:
+/// then the credentials are looked at, since new ones deserve another try.
+async fn terminal(
+    p: &Promotion,
+    ctx: &Context,
+    ns: &str,
+    status: &PromotionStatus,
+) -> Result<Observation, Error> {
+    if !status.notifications.iter().any(|n| n.failed.is_some()) {
+        return Ok(Observation::seen(Seen::Nothing));
+    }
+    let envs: Api<Environment> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(env) = envs.get_opt(&p.spec.environment).await? else {
+        return Ok(Observation::seen(Seen::Nothing));
+    };
+    let Ok((gh, version)) = ctx.github_for(ns, &env).await else {
+        return Ok(Observation::seen(Seen::Nothing));
+    };
+    Ok(Observation {
+        env: Some(env),
+        policy: None,
+        github: Some(gh),
+        credentials: Some(version.clone()),
+        seen: Seen::Retry {
+            credentials: version,
+        },
+    })
 }
 
 /// Source repositories, the queue and the upstream gate, in that order.

@@ -25,7 +25,7 @@ use crate::machine::effects::{self, Subject};
 use crate::machine::next_status::{self, Learned};
 use crate::machine::{self, Inputs, Seen, plan};
 use crate::observe::{self, Observation};
-use crate::record::Writer;
+use crate::record::{self, Writer};
 
 /// Keeps a Promotion until its unmerged PR is closed.
 pub const FINALIZER: &str = "baton.dev/pull-request-cleanup";
@@ -154,6 +154,10 @@ fn learn_before_acting(p: &Promotion, seen: &Seen, status: &mut PromotionStatus)
             status.base_commit = Some(commit.clone());
             status.unchanged_services = p.spec.services.iter().map(|s| s.name.clone()).collect();
         }
+        Seen::Retry { credentials } => {
+            let again = record::retryable(status, credentials);
+            record::reopen(status, &again);
+        }
         Seen::PullRequest {
             review: Some(review),
             ..
@@ -220,6 +224,7 @@ async fn perform(
     let scene = Scene {
         ctx,
         gh,
+        credentials: obs.credentials.as_deref().unwrap_or_default(),
         promotion: p,
         now,
     };
@@ -277,8 +282,8 @@ async fn cleanup(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         tracing::warn!(promotion = %p.name_any(), "Environment gone: cannot close the pull request, leaving it open");
         return Ok(Requeue::await_change());
     };
-    let gh = match ctx.github_for(&ns, &env).await {
-        Ok(gh) => gh,
+    let (gh, credentials) = match ctx.github_for(&ns, &env).await {
+        Ok(connection) => connection,
         Err(ConnectError::Blocked(b)) => {
             tracing::warn!(promotion = %p.name_any(), reason = b.message(), "cannot reach GitHub to close the pull request, leaving it open");
             return Ok(Requeue::await_change());
@@ -317,6 +322,7 @@ async fn cleanup(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
     let scene = Scene {
         ctx,
         gh: &*gh,
+        credentials: &credentials,
         promotion: p,
         now: &now,
     };

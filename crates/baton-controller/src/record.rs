@@ -109,6 +109,7 @@ pub async fn begin(
                     attempted_at: now.clone(),
                     delivered_at: None,
                     failed: None,
+                    failed_with: None,
                 });
                 fresh = true;
             }
@@ -124,20 +125,44 @@ pub async fn begin(
     })
 }
 
-/// Marks notifications delivered, or refused for good with `failed`.
+/// Marks notifications delivered, or refused for good (`failed`: why, and the
+/// credentials version it was refused with).
 pub fn finish(
     status: &mut PromotionStatus,
     kind: NotificationKind,
     services: &[Option<&str>],
     now: &Time,
-    failed: Option<&str>,
+    failed: Option<(&str, &str)>,
 ) {
     for service in services {
         if let Some(r) = find(status, kind, *service) {
             match failed {
-                Some(why) => r.failed = Some(why.to_owned()),
+                Some((why, with)) => {
+                    r.failed = Some(why.to_owned());
+                    r.failed_with = Some(with.to_owned());
+                }
                 None => r.delivered_at = Some(now.clone()),
             }
+        }
+    }
+}
+
+/// Refused notifications whose credentials have changed since: worth another try.
+pub fn retryable(status: &PromotionStatus, credentials: &str) -> Vec<NotificationRecord> {
+    status
+        .notifications
+        .iter()
+        .filter(|n| n.failed.is_some() && n.failed_with.as_deref() != Some(credentials))
+        .cloned()
+        .collect()
+}
+
+/// Clears the refusal of `records` so the next attempt looks on GitHub first.
+pub fn reopen(status: &mut PromotionStatus, records: &[NotificationRecord]) {
+    for old in records {
+        if let Some(r) = find(status, old.kind, old.service.as_deref()) {
+            r.failed = None;
+            r.failed_with = None;
         }
     }
 }

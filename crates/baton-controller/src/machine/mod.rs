@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use baton_api::Phase;
 use baton_api::conditions::{self as c, ConditionStatus};
+use baton_api::promotion::NotificationKind;
 use baton_github::{PrState, ReviewDecision};
 
 use health::AppState;
@@ -40,6 +41,8 @@ use health::AppState;
 const BLOCKED_RETRY: Duration = Duration::from_secs(30);
 const REVIEW_POLL: Duration = Duration::from_secs(60);
 const SYNC_POLL: Duration = Duration::from_secs(30);
+/// How often a promotion with a refused notification looks for new credentials.
+const REFUSED_RECHECK: Duration = Duration::from_secs(300);
 
 /// Decides the next step of a promotion: the transition table.
 pub fn decide(input: &Inputs<'_>) -> Decision {
@@ -82,7 +85,41 @@ fn terminal_again(input: &Inputs<'_>, phase: Phase) -> Decision {
             .unwrap_or(c::REASON_SYNC_TIMEOUT),
     };
     let message = ready.map(|r| r.message.clone()).unwrap_or_default();
-    Decision::terminal(phase, reason, message, vec![])
+    let actions = match &input.seen {
+        Seen::Retry { credentials } => retry_refused(input.status, credentials),
+        _ => vec![],
+    };
+    let refused = input
+        .status
+        .notifications
+        .iter()
+        .any(|n| n.failed.is_some());
+    Decision {
+        // The Secret is not watched: look at it now and then (no GitHub request).
+        requeue_after: refused.then_some(REFUSED_RECHECK),
+        ..Decision::terminal(phase, reason, message, actions)
+    }
+}
+
+/// Notifications GitHub refused with other credentials than today's, tried again.
+fn retry_refused(status: &baton_api::PromotionStatus, credentials: &str) -> Vec<Action> {
+    status
+        .notifications
+        .iter()
+        .filter(|n| n.failed.is_some() && n.failed_with.as_deref() != Some(credentials))
+        .filter_map(|n| match (n.kind, n.service.clone()) {
+            (NotificationKind::Release, _) => Some(Action::CreateRelease),
+            (NotificationKind::SuccessStatus, Some(service)) => Some(Action::PostStatus {
+                service,
+                success: true,
+            }),
+            (NotificationKind::FailureStatus, Some(service)) => Some(Action::PostStatus {
+                service,
+                success: false,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Maps a stored reason back to its constant, so decisions never carry free text as a reason.

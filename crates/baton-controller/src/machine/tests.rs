@@ -492,3 +492,39 @@ fn deleting_before_the_merge_closes_the_pr_and_after_leaves_github_alone() {
         assert!(on_delete(phase, true).is_empty(), "{phase}");
     }
 }
+
+#[test]
+fn a_refused_notification_is_tried_again_only_with_new_credentials() {
+    use baton_api::promotion::{NotificationKind, NotificationRecord};
+    let mut s = status(Some(Phase::Synced));
+    s.notifications.push(NotificationRecord {
+        kind: NotificationKind::SuccessStatus,
+        service: Some("api".into()),
+        attempted_at: Time(at(0)),
+        delivered_at: None,
+        failed: Some("GitHub refused the commit status".into()),
+        failed_with: Some("v1".into()),
+    });
+    let mut i = inputs(&s);
+    i.seen = Seen::Retry {
+        credentials: "v1".into(),
+    };
+    let d = decide(&i);
+    assert!(d.actions.is_empty(), "same credentials: no new attempt");
+    assert!(
+        d.requeue_after.is_some(),
+        "looks at the credentials again later"
+    );
+    i.seen = Seen::Retry {
+        credentials: "v2".into(),
+    };
+    let d = decide(&i);
+    assert_eq!(d.phase, Phase::Synced);
+    assert_eq!(
+        d.actions,
+        vec![Action::PostStatus {
+            service: "api".into(),
+            success: true
+        }]
+    );
+}

@@ -94,6 +94,9 @@ pub struct Prepared {
 pub enum Seen {
     /// Nothing was read (terminal phases).
     Nothing,
+    /// Terminal, with notifications GitHub refused: the credentials version now (they
+    /// are tried again when it differs from the one they were refused with).
+    Retry { credentials: String },
     /// Something in the way the user must fix, or a gate that holds the promotion.
     Blocked(Blocker),
     /// Pending: this Promotion's PR already exists (an earlier attempt opened it).
