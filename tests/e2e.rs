@@ -665,9 +665,8 @@ async fn metrics_health_and_no_secrets_in_logs_or_events() {
     w.argo_sync("api-production", &merge, "Healthy").await;
     w.wait_phase("api-metrics", Phase::Synced, T).await;
     let http = w.operator.as_ref().unwrap().http.clone();
-    let (code, body) = get(&http, "/metrics").await;
-    assert_eq!(code, 200);
-    for needle in [
+    // Counted right after the status write that the test saw: give it a moment.
+    let needles = [
         r#"baton_promotions{environment="production",phase="Synced"} 1"#,
         r#"baton_phase_transitions_total{environment="production",to="Synced"} 1"#,
         r#"baton_deployments_total{environment="production",service="api",result="Success"} 1"#,
@@ -676,7 +675,17 @@ async fn metrics_health_and_no_secrets_in_logs_or_events() {
         r#"baton_github_requests_total{operation="create_pull",class="2xx"} 1"#,
         "baton_github_rate_limit_remaining ",
         "baton_reconcile_duration_seconds_count ",
-    ] {
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (code, body) = get(&http, "/metrics").await;
+        assert_eq!(code, 200);
+        if needles.iter().all(|n| body.contains(n)) || std::time::Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for needle in needles {
         assert!(body.contains(needle), "{needle} missing in:\n{body}");
     }
     assert_eq!(get(&http, "/healthz").await.0, 200);
