@@ -37,8 +37,8 @@ pub struct RunArgs {
     #[arg(long, env = "BATON_NAMESPACE")]
     pub namespace: Option<String>,
     /// Namespace of the Argo CD Applications when `--namespace` is set (the Environments'
-    /// `spec.applications.namespace`); without `--namespace` Applications are watched
-    /// in every namespace.
+    /// `spec.applications.namespace`); Applications in `--namespace` itself are watched
+    /// too. Without `--namespace` Applications are watched in every namespace.
     #[arg(long, env = "BATON_APPLICATIONS_NAMESPACE", default_value = "argocd")]
     pub applications_namespace: String,
     /// Speak plain HTTP to the Environments' `https://` GitHub API URLs. For tests

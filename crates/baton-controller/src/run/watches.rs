@@ -17,27 +17,37 @@ use super::http::Health;
 use crate::context::Context;
 use crate::reconcile::{error_policy, reconcile};
 
-/// The APIs watched, namespaced with `--namespace`. Applications live in Argo CD's
-/// namespace, so a namespaced install watches them there rather than not at all.
+/// The APIs watched, namespaced with `--namespace`. Applications are watched both in
+/// Argo CD's namespace (`--applications-namespace`) and in the Promotions' own (Argo CD's
+/// "apps in any namespace"), so a namespaced install sees them at once either way.
 #[derive(Clone)]
 pub struct Apis {
     pub promotions: Api<Promotion>,
     pub environments: Api<Environment>,
-    pub applications: Api<Application>,
+    pub applications: Vec<Api<Application>>,
 }
 
 impl Apis {
     pub fn new(client: &kube::Client, args: &RunArgs) -> Self {
         match &args.namespace {
-            Some(ns) => Apis {
-                promotions: Api::namespaced(client.clone(), ns),
-                environments: Api::namespaced(client.clone(), ns),
-                applications: Api::namespaced(client.clone(), &args.applications_namespace),
-            },
+            Some(ns) => {
+                let mut applications = vec![Api::namespaced(
+                    client.clone(),
+                    &args.applications_namespace,
+                )];
+                if *ns != args.applications_namespace {
+                    applications.push(Api::namespaced(client.clone(), ns));
+                }
+                Apis {
+                    promotions: Api::namespaced(client.clone(), ns),
+                    environments: Api::namespaced(client.clone(), ns),
+                    applications,
+                }
+            }
             None => Apis {
                 promotions: Api::all(client.clone()),
                 environments: Api::all(client.clone()),
-                applications: Api::all(client.clone()),
+                applications: vec![Api::all(client.clone())],
             },
         }
     }
@@ -74,7 +84,13 @@ pub async fn run(
     woken: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Promotion>>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let app_ctx = ctx.clone();
+    let mut controller = controller;
+    for applications in apis.applications {
+        let app_ctx = ctx.clone();
+        controller = controller.watches(applications, watcher::Config::default(), move |app| {
+            app_ctx.waiting_on(&app.namespace().unwrap_or_default(), &app.name_any())
+        });
+    }
     controller
         .watches(apis.environments, watcher::Config::default(), move |env| {
             let ns = env.namespace().unwrap_or_default();
@@ -87,9 +103,6 @@ pub async fn run(
                 })
                 .map(|p| ObjectRef::from_obj(&*p))
                 .collect::<Vec<_>>()
-        })
-        .watches(apis.applications, watcher::Config::default(), move |app| {
-            app_ctx.waiting_on(&app.namespace().unwrap_or_default(), &app.name_any())
         })
         .reconcile_on(woken)
         .graceful_shutdown_on(stop)
