@@ -491,22 +491,12 @@ async fn reaches<G: Provider>(
         .into_iter()
         .map(str::to_owned)
         .collect();
-    if let Some(r) = status
-        .operation_state
-        .as_ref()
-        .and_then(|o| o.sync_result.as_ref())
-    {
-        let op: Vec<&str> = if r.revisions.is_empty() {
-            r.revision.iter().map(String::as_str).collect()
-        } else {
-            r.revisions.iter().map(String::as_str).collect()
-        };
-        revisions.extend(
-            health::gitops_revisions(Some(spec), &op, &gitops)
-                .into_iter()
-                .map(str::to_owned),
-        );
-    }
+    // The same revisions the health rules judge: ancestry is asked only for those.
+    revisions.extend(health::gitops_operation_revisions(
+        Some(spec),
+        status,
+        &gitops,
+    ));
     let mut out = Reaches::new();
     for rev in revisions {
         // Only full SHAs are compared; a chart version never reaches the compare API.

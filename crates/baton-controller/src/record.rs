@@ -152,7 +152,7 @@ pub fn retryable(status: &PromotionStatus, credentials: &str) -> Vec<Notificatio
     status
         .notifications
         .iter()
-        .filter(|n| n.failed.is_some() && n.failed_with.as_deref() != Some(credentials))
+        .filter(|n| crate::machine::refused_with_other(n, credentials))
         .cloned()
         .collect()
 }

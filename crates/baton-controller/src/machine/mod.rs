@@ -101,12 +101,17 @@ fn terminal_again(input: &Inputs<'_>, phase: Phase) -> Decision {
     }
 }
 
+/// Refused by GitHub with credentials other than `credentials` (worth another try).
+pub fn refused_with_other(n: &baton_api::promotion::NotificationRecord, credentials: &str) -> bool {
+    n.failed.is_some() && n.failed_with.as_deref() != Some(credentials)
+}
+
 /// Notifications GitHub refused with other credentials than today's, tried again.
 fn retry_refused(status: &baton_api::PromotionStatus, credentials: &str) -> Vec<Action> {
     status
         .notifications
         .iter()
-        .filter(|n| n.failed.is_some() && n.failed_with.as_deref() != Some(credentials))
+        .filter(|n| refused_with_other(n, credentials))
         .filter_map(|n| match (n.kind, n.service.clone()) {
             (NotificationKind::Release, _) => Some(Action::CreateRelease),
             (NotificationKind::SuccessStatus, Some(service)) => Some(Action::PostStatus {

@@ -119,6 +119,25 @@ fn op_revisions(op: &OperationState) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// The revisions of the GitOps sources the last (or running) sync operation synced.
+pub fn gitops_operation_revisions(
+    spec: Option<&ApplicationSpec>,
+    status: &ApplicationStatus,
+    gitops_repo: &str,
+) -> Vec<String> {
+    status
+        .operation_state
+        .as_ref()
+        .map(|o| {
+            let all = op_revisions(o);
+            gitops_revisions(spec, &all, gitops_repo)
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// What is known of one Application against one target, for the steps of [`interpret`].
 struct Facts<'a> {
     status: &'a ApplicationStatus,
@@ -155,17 +174,7 @@ pub fn interpret(
         };
     };
     let synced = status.synced_revisions();
-    let op_revisions = status
-        .operation_state
-        .as_ref()
-        .map(|o| {
-            let all = op_revisions(o);
-            gitops_revisions(spec, &all, gitops_repo)
-                .into_iter()
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let op_revisions = gitops_operation_revisions(spec, status, gitops_repo);
     let facts = Facts {
         status,
         need,
