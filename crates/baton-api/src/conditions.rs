@@ -66,6 +66,12 @@ pub const REASON_QUEUED: &str = "Queued";
 pub const REASON_SOURCE_NOT_ALLOWED: &str = "SourceRepositoryNotAllowed";
 pub const REASON_SYNC_FAILED: &str = "SyncFailed";
 pub const REASON_NOTIFICATION_FAILED: &str = "NotificationFailed";
+pub const REASON_SUPERSEDED: &str = "Superseded";
+pub const REASON_SOAKING: &str = "Soaking";
+pub const REASON_WINDOW_CLOSED: &str = "WindowClosed";
+pub const REASON_UPSTREAM_CYCLE: &str = "UpstreamCycle";
+/// Environment `Ready`: the pipeline definition is usable.
+pub const REASON_PIPELINE_VALID: &str = "PipelineValid";
 
 /// Every reason Baton writes, so a reason read back from status maps to its constant.
 pub const ALL_REASONS: &[&str] = &[
@@ -88,6 +94,11 @@ pub const ALL_REASONS: &[&str] = &[
     REASON_SOURCE_NOT_ALLOWED,
     REASON_SYNC_FAILED,
     REASON_NOTIFICATION_FAILED,
+    REASON_SUPERSEDED,
+    REASON_SOAKING,
+    REASON_WINDOW_CLOSED,
+    REASON_UPSTREAM_CYCLE,
+    REASON_PIPELINE_VALID,
 ];
 
 /// Every reason that means "something is in the way": shown with a Warning Event when it
@@ -101,6 +112,7 @@ pub const PROBLEM_REASONS: &[&str] = &[
     REASON_UPSTREAM_NOT_READY,
     REASON_QUEUED,
     REASON_APPLICATION_MISSING,
+    REASON_UPSTREAM_CYCLE,
 ];
 
 /// Sets `new` in `conditions`, keeping `last_transition_time` when the status did not change.

@@ -1,9 +1,13 @@
 //! The `Environment` resource: one deployment target's GitOps defaults, shared by
 //! every Promotion to it (the per-environment `shared-values.yaml` of the seeds).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::conditions::Condition;
+use crate::promotion::SourceRef;
 
 /// A template may only use `{service}` and `{environment}`.
 const TEMPLATE_PATTERN: &str = r"^([^{}]|\{service\}|\{environment\})*$";
@@ -19,6 +23,7 @@ const RELATIVE_PATH_MESSAGE: &str =
     version = "v1alpha1",
     kind = "Environment",
     namespaced,
+    status = "EnvironmentStatus",
     shortname = "env",
     category = "baton",
     doc = "A deployment environment: its GitOps repository, Argo CD Applications, and promotion policy.",
@@ -29,6 +34,8 @@ const RELATIVE_PATH_MESSAGE: &str =
     ),
     printcolumn(name = "Branch", type_ = "string", json_path = ".spec.gitops.branch"),
     printcolumn(name = "Upstream", type_ = "string", json_path = ".spec.upstream"),
+    printcolumn(name = "Auto", type_ = "boolean", json_path = ".spec.autoPromote"),
+    printcolumn(name = "Running", type_ = "string", json_path = ".status.summary"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -36,6 +43,10 @@ const RELATIVE_PATH_MESSAGE: &str =
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.autoPromote) || !self.autoPromote || has(self.upstream)").message("autoPromote needs spec.upstream: the Environment whose results are promoted here"),
+    validation = Rule::new("!has(self.soakTime) || has(self.upstream)").message("soakTime needs spec.upstream: it is how long the upstream must have run a version"),
+)]
 pub struct EnvironmentSpec {
     /// The GitOps repository and where each service's version lives in it.
     pub gitops: GitOpsSpec,
@@ -49,6 +60,25 @@ pub struct EnvironmentSpec {
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     )]
     pub upstream: Option<String>,
+    /// Baton creates the Promotions here itself: once a Promotion in `upstream` is Synced
+    /// (and `soakTime` has passed), one Promotion carries every service whose upstream
+    /// version differs from the one in this Environment's GitOps files.
+    #[serde(default)]
+    pub auto_promote: bool,
+    /// How long the upstream must have run a version, continuously Synced and Healthy,
+    /// before it may be promoted here (`30m`, `1h`): a gate for every Promotion here and
+    /// the trigger for automatic ones. A Degraded blip starts the clock again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(s|m|h))+$"))]
+    pub soak_time: Option<String>,
+    /// How Promotions of one service to this Environment take turns.
+    #[serde(default)]
+    pub queue: QueuePolicy,
+    /// When Promotions may open pull requests and auto-merge here. With any `Allow`
+    /// window, only inside one; never inside a `Deny` window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub windows: Vec<Window>,
     /// Pull request policy.
     #[serde(default)]
     pub pull_request: PullRequestPolicy,
@@ -74,6 +104,98 @@ pub struct EnvironmentSpec {
     #[serde(default = "default_degraded_grace")]
     #[schemars(regex(pattern = r"^([0-9]+(s|m|h))+$"))]
     pub degraded_grace_period: String,
+}
+
+/// How Promotions of one service to one Environment take turns.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum QueuePolicy {
+    /// One at a time, oldest first (automatic Promotions still replace older automatic ones).
+    #[default]
+    Fifo,
+    /// A newer Promotion replaces any older unmerged one that touches one of its services:
+    /// the older ends `Superseded`, its pull request closed.
+    LatestWins,
+}
+
+/// Whether a window allows or denies promotions while it is open.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum WindowKind {
+    /// Promotions may proceed only inside an `Allow` window (when any is set).
+    Allow,
+    /// Promotions are held while a `Deny` window is open.
+    Deny,
+}
+
+/// A recurring window: opens at each `schedule` time and lasts `duration`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Window {
+    /// `Allow` or `Deny`.
+    pub kind: WindowKind,
+    /// Cron schedule (minute hour day-of-month month day-of-week) of each opening, in
+    /// `timeZone`, e.g. `0 17 * * 5` for Fridays at 17:00.
+    #[schemars(length(min = 1, max = 120), regex(pattern = CRON_PATTERN))]
+    pub schedule: String,
+    /// How long each opening lasts (`64h`, `30m`), counted in wall-clock time of `timeZone`.
+    #[schemars(regex(pattern = r"^([0-9]+(s|m|h))+$"))]
+    pub duration: String,
+    /// IANA time zone of the schedule, e.g. `Europe/London`; default `UTC`.
+    #[serde(default = "default_time_zone")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_+/-]+$"))]
+    pub time_zone: String,
+    /// Why, shown on held Promotions (`weekend freeze`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200))]
+    pub reason: Option<String>,
+}
+
+/// Five cron fields (or an `@daily`-style shortcut); the values are checked by Baton.
+const CRON_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|[0-9A-Za-z*,/?-]+( +[0-9A-Za-z*,/?-]+){4})$";
+
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+
+/// What Baton observed of the Environment.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentStatus {
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `api:api-v9.1.1, web:web-v5.0.1`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// `Ready`: the pipeline definition is usable (no upstream cycle, valid windows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Per service, the version running here as last proven Synced by a Promotion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub services: Vec<ServiceRecord>,
+}
+
+/// What runs in an Environment for one service.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRecord {
+    /// Service name.
+    pub name: String,
+    /// Version (or digest) the last Synced Promotion carried.
+    pub version: String,
+    /// Where that version was built from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceRef>,
+    /// The Promotion that proved it Synced.
+    pub promotion: String,
+    /// When that Promotion reached Synced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_at: Option<Time>,
+    /// Since when its Application has been seen continuously Synced and Healthy at this
+    /// version (absent while it is not): the soak clock of downstream Environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_since: Option<Time>,
 }
 
 fn default_sync_timeout() -> String {

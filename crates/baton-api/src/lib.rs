@@ -22,7 +22,7 @@ pub mod promotion;
 pub mod template;
 
 pub use application::Application;
-pub use environment::{Environment, EnvironmentSpec};
+pub use environment::{Environment, EnvironmentSpec, EnvironmentStatus};
 pub use promotion::{Phase, Promotion, PromotionSpec, PromotionStatus};
 
 /// The API group of Baton's own resources.
@@ -78,3 +78,12 @@ pub fn crds_kustomization() -> String {
 pub const REPOSITORY_PATTERN: &str = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$";
 /// `owner/name`, or `owner/*` for every repository of an owner.
 pub const REPOSITORY_OR_OWNER_PATTERN: &str = r"^[A-Za-z0-9_.-]+/([A-Za-z0-9_.-]+|\*)$";
+
+/// Annotation that lets one Promotion through the Environment's closed windows; its
+/// value is the reason, recorded with who set it.
+pub const ANNOTATION_OVERRIDE_WINDOWS: &str = "baton.dev/override-windows";
+/// Label on automatic Promotions: the upstream Environment they came from.
+pub const LABEL_PROMOTED_FROM: &str = "baton.dev/promoted-from";
+/// Annotation on automatic Promotions: the upstream Promotions (comma-separated) whose
+/// Synced versions they carry.
+pub const ANNOTATION_UPSTREAM_PROMOTIONS: &str = "baton.dev/upstream-promotions";

@@ -31,7 +31,10 @@ use crate::conditions::Condition;
         "!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase == 'Pending' || self.spec == oldSelf.spec"
     )
     .message("spec is immutable once the pull request is opened; create a new Promotion instead")
-    .field_path(".spec")
+    .field_path(".spec"),
+    validation = Rule::new("has(self.spec.source) || self.spec.services.all(s, has(s.source))")
+    .message("set spec.source, or a source on every service")
+    .field_path(".spec.source")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PromotionSpec {
@@ -41,8 +44,11 @@ pub struct PromotionSpec {
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     )]
     pub environment: String,
-    /// The service repository and commit the versions were built from; deploy statuses go there.
-    pub source: SourceRef,
+    /// The service repository and commit the versions were built from; deploy statuses go
+    /// there. A service's own `source` overrides it (services of a monorepo are built at
+    /// different commits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceRef>,
     /// The services to promote together, in one pull request.
     #[schemars(length(min = 1, max = 50))]
     #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("service names must be unique"))]
@@ -90,6 +96,33 @@ pub struct ServiceVersion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^sha256:[a-f0-9]{64}$"))]
     pub digest: Option<String>,
+    /// Where this service's version was built from, when not `spec.source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceRef>,
+}
+
+impl PromotionSpec {
+    /// Where `service` was built from: its own source, else the Promotion's.
+    pub fn source_of(&self, service: &str) -> Option<&SourceRef> {
+        self.services
+            .iter()
+            .find(|s| s.name == service)
+            .and_then(|s| s.source.as_ref())
+            .or(self.source.as_ref())
+    }
+
+    /// Every distinct source, in service order (statuses and releases go to each).
+    pub fn sources(&self) -> Vec<&SourceRef> {
+        let mut out: Vec<&SourceRef> = Vec::new();
+        for s in &self.services {
+            if let Some(src) = self.source_of(&s.name)
+                && !out.contains(&src)
+            {
+                out.push(src);
+            }
+        }
+        out
+    }
 }
 
 impl ServiceVersion {
@@ -102,7 +135,7 @@ impl ServiceVersion {
     }
 }
 
-/// The phases a user sees, in order; `Failed` and `Rejected` are terminal.
+/// The phases a user sees, in order; `Synced`, `Failed`, `Rejected` and `Superseded` are terminal.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema, Default)]
 pub enum Phase {
     /// Accepted, the pull request is not open yet (or is waiting on a gate or a fix).
@@ -119,12 +152,17 @@ pub enum Phase {
     Failed,
     /// The pull request was closed without merging.
     Rejected,
+    /// A newer Promotion replaced this one before its merge; its pull request was closed.
+    Superseded,
 }
 
 impl Phase {
     /// Terminal phases never change again.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Phase::Synced | Phase::Failed | Phase::Rejected)
+        matches!(
+            self,
+            Phase::Synced | Phase::Failed | Phase::Rejected | Phase::Superseded
+        )
     }
 
     /// The name as it appears in `status.phase`.
@@ -136,6 +174,7 @@ impl Phase {
             Phase::Synced => "Synced",
             Phase::Failed => "Failed",
             Phase::Rejected => "Rejected",
+            Phase::Superseded => "Superseded",
         }
     }
 }
@@ -183,6 +222,38 @@ pub struct PromotionStatus {
     /// contains `baseCommit`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unchanged_services: Vec<String>,
+    /// The Promotion that replaced this one (phase `Superseded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<SupersededBy>,
+    /// A break-glass override of the Environment's windows, as recorded when used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_override: Option<WindowOverride>,
+}
+
+/// The newer Promotion that replaced this one.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SupersededBy {
+    /// Its name (same namespace).
+    pub promotion: String,
+    /// Its pull request, once open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request_url: Option<String>,
+}
+
+/// Who let a Promotion through a closed window, and why.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowOverride {
+    /// The annotation's value.
+    pub reason: String,
+    /// The field manager that set the annotation (from `metadata.managedFields`).
+    pub by: String,
+    /// When it was set, as the API server recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
+    /// The window it overrode.
+    pub window: String,
 }
 
 /// The promotion pull request as Baton last observed it.
@@ -262,6 +333,8 @@ pub struct PhaseTimes {
     pub failed: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded: Option<Time>,
 }
 
 impl PhaseTimes {
@@ -274,6 +347,7 @@ impl PhaseTimes {
             Phase::Synced => self.synced.as_ref(),
             Phase::Failed => self.failed.as_ref(),
             Phase::Rejected => self.rejected.as_ref(),
+            Phase::Superseded => self.superseded.as_ref(),
         }
     }
 
@@ -286,6 +360,7 @@ impl PhaseTimes {
             Phase::Synced => &mut self.synced,
             Phase::Failed => &mut self.failed,
             Phase::Rejected => &mut self.rejected,
+            Phase::Superseded => &mut self.superseded,
         };
         slot.get_or_insert(at);
     }
@@ -300,6 +375,10 @@ pub enum NotificationKind {
     FailureStatus,
     /// GitHub release note.
     Release,
+    /// `error` commit status: a newer Promotion replaced this one.
+    SupersededStatus,
+    /// Comment on the closed pull request linking its replacement.
+    SupersededComment,
 }
 
 /// A notification Baton attempted, recorded before the attempt so a restart knows to
