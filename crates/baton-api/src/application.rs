@@ -95,6 +95,9 @@ pub struct HealthStatus {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When `status` last changed (Argo CD 2.13+ sets it on every health transition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
 }
 
 /// `status.operationState`: the last (or running) sync operation.

@@ -23,6 +23,7 @@ pub enum PhaseLabel {
     Synced,
     Failed,
     Rejected,
+    Superseded,
 }
 
 impl From<Phase> for PhaseLabel {
@@ -34,6 +35,7 @@ impl From<Phase> for PhaseLabel {
             Phase::Synced => PhaseLabel::Synced,
             Phase::Failed => PhaseLabel::Failed,
             Phase::Rejected => PhaseLabel::Rejected,
+            Phase::Superseded => PhaseLabel::Superseded,
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct Observation {
     /// The version of the credentials it was made with.
     pub credentials: Option<String>,
     pub seen: Seen,
+    /// Paragraphs for the PR body (where an automatic promotion came from, a window override).
+    pub notes: Vec<String>,
 }
 
 impl Observation {
@@ -43,6 +45,7 @@ impl Observation {
             github: None,
             credentials: None,
             seen,
+            notes: vec![],
         }
     }
 }
@@ -86,6 +89,7 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
         github: None,
         credentials: None,
         seen: Seen::Nothing,
+        notes: vec![],
     };
     if phase == Phase::Pending
         && let Some(b) = pending_gates(p, ctx, &ns, &env).await?
@@ -141,6 +145,7 @@ async fn terminal(
         seen: Seen::Retry {
             credentials: version,
         },
+        notes: vec![],
     })
 }
 
@@ -151,10 +156,15 @@ async fn pending_gates(
     ns: &str,
     env: &Environment,
 ) -> Result<Option<Blocker>, Error> {
-    if !gates::source_allowed(&env.spec.source_repositories, &p.spec.source.repository) {
+    if let Some(src) = p
+        .spec
+        .sources()
+        .into_iter()
+        .find(|s| !gates::source_allowed(&env.spec.source_repositories, &s.repository))
+    {
         return Ok(Some(Blocker::SourceNotAllowed(format!(
-            "source repository {} is not in Environment {:?} spec.sourceRepositories ({}): Baton will not post statuses or releases there; add it to the list or fix spec.source.repository",
-            p.spec.source.repository,
+            "source repository {} is not in Environment {:?} spec.sourceRepositories ({}): Baton will not post statuses or releases there; add it to the list or fix the Promotion's source",
+            src.repository,
             p.spec.environment,
             env.spec.source_repositories.join(", ")
         ))));

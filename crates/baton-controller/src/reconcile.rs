@@ -219,6 +219,7 @@ async fn perform(
         prepared,
         adopted,
         reason: &d.message,
+        notes: &obs.notes,
     };
     let planned = effects::build(&d.actions, &subject).map_err(Error::Blocked)?;
     let scene = Scene {
@@ -244,9 +245,14 @@ async fn record_metrics(
     let Some(phase) = status.phase else { return };
     // Lead time starts at the source commit; one request, only when a promotion lands.
     let mut commit_time = None;
-    let repo = RepoRef::parse(&p.spec.source.repository).ok();
-    if let (Phase::Synced, Some(gh), Some(repo)) = (phase, obs.github.as_ref(), repo) {
-        commit_time = match gh.commit_time(&repo, &p.spec.source.commit).await {
+    let source = p.spec.sources().first().map(|s| (*s).clone());
+    let repo = source
+        .as_ref()
+        .and_then(|s| RepoRef::parse(&s.repository).ok());
+    if let (Phase::Synced, Some(gh), Some(repo), Some(source)) =
+        (phase, obs.github.as_ref(), repo, &source)
+    {
+        commit_time = match gh.commit_time(&repo, &source.commit).await {
             Ok(t) => t.and_then(|t| t.parse::<Timestamp>().ok()),
             Err(e) => {
                 tracing::debug!(error = %e, "no source commit time for the lead-time metric");
@@ -316,6 +322,7 @@ async fn cleanup(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         prepared: None,
         adopted: None,
         reason: "",
+        notes: &[],
     };
     let planned = effects::build(&actions, &subject).map_err(Error::Blocked)?;
     let now = Time(Timestamp::now());

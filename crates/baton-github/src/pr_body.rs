@@ -15,6 +15,16 @@ pub struct ServiceChange {
     pub files: Vec<String>,
 }
 
+/// Where some of the services were built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLine<'a> {
+    pub repository: &'a str,
+    pub commit: &'a str,
+    pub run_url: Option<&'a str>,
+    /// The services built there.
+    pub services: Vec<&'a str>,
+}
+
 /// Inputs of the PR text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrText<'a> {
@@ -23,10 +33,11 @@ pub struct PrText<'a> {
     pub promotion: &'a str,
     /// The Promotion object's UID: only a PR carrying it is ever adopted.
     pub uid: &'a str,
-    pub source_repository: &'a str,
-    pub source_commit: &'a str,
-    pub run_url: Option<&'a str>,
+    /// One line per distinct source (repository + commit).
+    pub sources: &'a [SourceLine<'a>],
     pub web_url: &'a str,
+    /// Extra paragraphs: where an automatic promotion came from, a window override.
+    pub notes: &'a [String],
     pub services: &'a [ServiceChange],
     pub checklist: &'a [String],
     pub applications: &'a [String],
@@ -71,22 +82,25 @@ pub fn commit_message(t: &PrText<'_>) -> String {
             )
         })
         .collect();
+    let sources: Vec<String> = t
+        .sources
+        .iter()
+        .map(|s| format!("Source: {}@{}", s.repository, s.commit))
+        .collect();
     format!(
-        "{}\n\n{}\n\nPromotion: {}/{}\nSource: {}@{}",
+        "{}\n\n{}\n\nPromotion: {}/{}\n{}",
         title(t),
         lines.join("\n"),
         t.namespace,
         t.promotion,
-        t.source_repository,
-        t.source_commit
+        sources.join("\n")
     )
 }
 
 /// The PR body, never longer than GitHub accepts.
 pub fn body(t: &PrText<'_>) -> String {
-    let short = t.source_commit.get(..8).unwrap_or(t.source_commit);
     let mut head = format!(
-        "## Promotion to {env} - review required\n\nThis PR promotes {n} to **{env}**. Baton opened it for the Promotion `{ns}/{name}` and will report the deployment on the source commit once Argo CD has synced it.\n\n**Source commit**: [{short}]({web}/{repo}/commit/{sha})\n",
+        "## Promotion to {env} - review required\n\nThis PR promotes {n} to **{env}**. Baton opened it for the Promotion `{ns}/{name}` and will report the deployment on the source commit once Argo CD has synced it.\n\n",
         env = t.environment,
         n = if t.services.len() == 1 {
             "one service".to_owned()
@@ -95,12 +109,36 @@ pub fn body(t: &PrText<'_>) -> String {
         },
         ns = t.namespace,
         name = t.promotion,
-        web = t.web_url.trim_end_matches('/'),
-        repo = t.source_repository,
-        sha = t.source_commit,
     );
-    if let Some(run) = t.run_url {
-        head.push_str(&format!("**Source run**: [{run}]({run})\n"));
+    let web = t.web_url.trim_end_matches('/');
+    let link = |s: &SourceLine<'_>| {
+        let short = s.commit.get(..8).unwrap_or(s.commit);
+        format!("[{short}]({web}/{}/commit/{})", s.repository, s.commit)
+    };
+    match t.sources {
+        [one] => {
+            head.push_str(&format!("**Source commit**: {}\n", link(one)));
+            if let Some(run) = one.run_url {
+                head.push_str(&format!("**Source run**: [{run}]({run})\n"));
+            }
+        }
+        many => {
+            head.push_str("**Source commits**:\n");
+            for s in many {
+                let run = s
+                    .run_url
+                    .map(|r| format!(" ([run]({r}))"))
+                    .unwrap_or_default();
+                head.push_str(&format!(
+                    "- {}: {}{run}\n",
+                    s.services.join(", "),
+                    link(s)
+                ));
+            }
+        }
+    }
+    for note in t.notes {
+        head.push_str(&format!("\n{note}\n"));
     }
     head.push_str("\n### Services updated\n\n| Service | From | To | Files |\n|---|---|---|---|\n");
 
@@ -153,6 +191,13 @@ mod tests {
         }
     }
 
+    const SOURCES: &[SourceLine<'static>] = &[SourceLine {
+        repository: "camaradesuk/syrf-test",
+        commit: "6b47f42a0c3d8e9f1a2b3c4d5e6f708192a3b4c5",
+        run_url: Some("https://github.com/camaradesuk/syrf-test/actions/runs/19340633801"),
+        services: Vec::new(),
+    }];
+
     fn text<'a>(
         services: &'a [ServiceChange],
         checklist: &'a [String],
@@ -163,10 +208,9 @@ mod tests {
             namespace: "syrf",
             promotion: "api-v9-1-1-to-production",
             uid: "uid-1",
-            source_repository: "camaradesuk/syrf-test",
-            source_commit: "6b47f42a0c3d8e9f1a2b3c4d5e6f708192a3b4c5",
-            run_url: Some("https://github.com/camaradesuk/syrf-test/actions/runs/19340633801"),
+            sources: SOURCES,
             web_url: "https://github.com",
+            notes: &[],
             services,
             checklist,
             applications: apps,

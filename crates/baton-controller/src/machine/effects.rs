@@ -5,7 +5,7 @@
 use baton_api::Environment;
 use baton_api::promotion::{NotificationKind, Promotion, PromotionStatus};
 use baton_api::template::expand;
-use baton_github::pr_body::{self, PrText};
+use baton_github::pr_body::{self, PrText, SourceLine};
 use baton_github::{
     BranchHead, CommitStatus, PromotionChange, PullRequest, ReleaseNote, RepoRef, StatusState,
     naming,
@@ -77,6 +77,8 @@ pub struct Subject<'a> {
     pub adopted: Option<&'a PullRequest>,
     /// Why a failure status is posted.
     pub reason: &'a str,
+    /// Paragraphs for the PR body (upstream Promotions, a window override).
+    pub notes: &'a [String],
 }
 
 /// Why effects could not be built (a spec the schema let through but that cannot work).
@@ -181,15 +183,15 @@ fn open(s: &Subject<'_>, repo: RepoRef) -> Result<Effect, PlanError> {
         .filter(|c| c.from.as_deref() == Some(c.to.as_str()))
         .map(|c| c.service.clone())
         .collect();
+    let sources = source_lines(&p.spec);
     let text = PrText {
         environment: &p.spec.environment,
         namespace: &ns,
         promotion: &name,
         uid: &uid,
-        source_repository: &p.spec.source.repository,
-        source_commit: &p.spec.source.commit,
-        run_url: p.spec.source.run_url.as_deref(),
+        sources: &sources,
         web_url: &web,
+        notes: s.notes,
         services: if changed.is_empty() {
             &prepared.services
         } else {
@@ -219,27 +221,57 @@ fn open(s: &Subject<'_>, repo: RepoRef) -> Result<Effect, PlanError> {
     })
 }
 
+/// One line per distinct source, naming the services built there.
+pub fn source_lines(spec: &baton_api::PromotionSpec) -> Vec<SourceLine<'_>> {
+    let mut out: Vec<SourceLine<'_>> = Vec::new();
+    for svc in &spec.services {
+        let Some(src) = spec.source_of(&svc.name) else {
+            continue;
+        };
+        match out
+            .iter_mut()
+            .find(|l| l.repository == src.repository && l.commit == src.commit)
+        {
+            Some(line) => line.services.push(&svc.name),
+            None => out.push(SourceLine {
+                repository: &src.repository,
+                commit: &src.commit,
+                run_url: src.run_url.as_deref(),
+                services: vec![&svc.name],
+            }),
+        }
+    }
+    out
+}
+
 /// One status per (commit, context, state): services sharing a commit share one
 /// status whose description names each of them, so none overwrites another.
 fn status_effects(s: &Subject<'_>, wanted: &[(String, bool)]) -> Result<Vec<Effect>, PlanError> {
     let p = s.promotion;
     let policy = &s.env.spec.notifications.commit_status;
-    let repo = RepoRef::parse(&p.spec.source.repository).map_err(|e| e.to_string())?;
-    let sha = p.spec.source.commit.clone();
-    let mut groups: Vec<(String, bool, Vec<String>)> = Vec::new();
+    let mut groups: Vec<(String, String, String, bool, Vec<String>)> = Vec::new();
     for (service, success) in wanted {
+        let Some(src) = p.spec.source_of(service) else {
+            continue;
+        };
         let context = expand(&policy.context, service, &p.spec.environment);
-        match groups
-            .iter_mut()
-            .find(|(c, ok, _)| *c == context && ok == success)
-        {
-            Some((_, _, services)) => services.push(service.clone()),
-            None => groups.push((context, *success, vec![service.clone()])),
+        match groups.iter_mut().find(|(r, sha, c, ok, _)| {
+            *r == src.repository && *sha == src.commit && *c == context && ok == success
+        }) {
+            Some((.., services)) => services.push(service.clone()),
+            None => groups.push((
+                src.repository.clone(),
+                src.commit.clone(),
+                context,
+                *success,
+                vec![service.clone()],
+            )),
         }
     }
-    Ok(groups
+    groups
         .into_iter()
-        .map(|(context, success, services)| {
+        .map(|(repo, sha, context, success, services)| {
+            let repo = RepoRef::parse(&repo).map_err(|e| e.to_string())?;
             let pairs: Vec<(&str, &str)> = services
                 .iter()
                 .map(|name| {
@@ -254,7 +286,7 @@ fn status_effects(s: &Subject<'_>, wanted: &[(String, bool)]) -> Result<Vec<Effe
                 })
                 .collect();
             let first = services.first().cloned().unwrap_or_default();
-            Effect::PostStatus {
+            Ok(Effect::PostStatus {
                 kind: if success {
                     NotificationKind::SuccessStatus
                 } else {
@@ -281,12 +313,13 @@ fn status_effects(s: &Subject<'_>, wanted: &[(String, bool)]) -> Result<Vec<Effe
                         .map(|u| expand(u, &first, &p.spec.environment)),
                 },
                 services,
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
-fn release(s: &Subject<'_>) -> Result<Option<Effect>, PlanError> {
+/// One release per source repository, at the commit of its first service.
+fn release(s: &Subject<'_>) -> Result<Vec<Effect>, PlanError> {
     let p = s.promotion;
     let ns = p.namespace().unwrap_or_default();
     let name = p.name_any();
@@ -296,21 +329,32 @@ fn release(s: &Subject<'_>) -> Result<Option<Effect>, PlanError> {
         .as_ref()
         .map(|pr| pr.url.as_str())
         .filter(|u| !u.is_empty());
-    let note = ReleaseNote {
-        tag: plan::release_tag(
-            &p.spec.environment,
-            &ns,
-            &name,
-            p.metadata.uid.as_deref().unwrap_or_default(),
-        ),
-        target_commitish: p.spec.source.commit.clone(),
-        name: format!(
-            "{} deployed to {}",
-            plan::summary(&p.spec),
-            p.spec.environment
-        ),
-        body: plan::release_body(&p.spec, &ns, &name, pr_url),
-    };
-    let repo = RepoRef::parse(&p.spec.source.repository).map_err(|e| e.to_string())?;
-    Ok(Some(Effect::CreateRelease { repo, note }))
+    let mut repos: Vec<(&str, &str)> = Vec::new();
+    for src in p.spec.sources() {
+        if !repos.iter().any(|(r, _)| *r == src.repository) {
+            repos.push((&src.repository, &src.commit));
+        }
+    }
+    repos
+        .into_iter()
+        .map(|(repo, commit)| {
+            let note = ReleaseNote {
+                tag: plan::release_tag(
+                    &p.spec.environment,
+                    &ns,
+                    &name,
+                    p.metadata.uid.as_deref().unwrap_or_default(),
+                ),
+                target_commitish: commit.to_owned(),
+                name: format!(
+                    "{} deployed to {}",
+                    plan::summary(&p.spec),
+                    p.spec.environment
+                ),
+                body: plan::release_body(&p.spec, &ns, &name, pr_url),
+            };
+            let repo = RepoRef::parse(repo).map_err(|e| e.to_string())?;
+            Ok(Effect::CreateRelease { repo, note })
+        })
+        .collect()
 }

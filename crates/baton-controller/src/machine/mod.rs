@@ -48,7 +48,9 @@ const REFUSED_RECHECK: Duration = Duration::from_secs(300);
 pub fn decide(input: &Inputs<'_>) -> Decision {
     let phase = input.status.phase.unwrap_or_default();
     match (phase, &input.seen) {
-        (Phase::Synced | Phase::Failed | Phase::Rejected, _) => terminal_again(input, phase),
+        (Phase::Synced | Phase::Failed | Phase::Rejected | Phase::Superseded, _) => {
+            terminal_again(input, phase)
+        }
         (Phase::Pending, Seen::Adopted(pr)) => adopted(input, &pr.state),
         (Phase::Pending, Seen::Blocked(b)) => Decision::wait(
             Phase::Pending,
@@ -80,6 +82,7 @@ fn terminal_again(input: &Inputs<'_>, phase: Phase) -> Decision {
     let reason = match phase {
         Phase::Synced => c::REASON_SYNCED,
         Phase::Rejected => c::REASON_PR_CLOSED,
+        Phase::Superseded => c::REASON_SUPERSEDED,
         _ => ready
             .map(|r| reason_constant(&r.reason))
             .unwrap_or(c::REASON_SYNC_TIMEOUT),

@@ -188,6 +188,10 @@ mod tests {
             },
             applications: ApplicationsSpec::default(),
             upstream: None,
+            auto_promote: false,
+            soak_time: None,
+            queue: Default::default(),
+            windows: vec![],
             pull_request: Default::default(),
             notifications: Default::default(),
             source_repositories: vec![],
@@ -203,17 +207,18 @@ mod tests {
     fn spec(services: &[(&str, Option<&str>, Option<&str>)]) -> PromotionSpec {
         PromotionSpec {
             environment: "production".into(),
-            source: SourceRef {
+            source: Some(SourceRef {
                 repository: "o/src".into(),
                 commit: "a".repeat(40),
                 run_url: None,
-            },
+            }),
             services: services
                 .iter()
                 .map(|(n, v, d)| ServiceVersion {
                     name: (*n).into(),
                     version: v.map(Into::into),
                     digest: d.map(Into::into),
+                    source: None,
                 })
                 .collect(),
         }

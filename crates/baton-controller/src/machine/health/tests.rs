@@ -19,6 +19,7 @@ fn status(sync: &str, rev: &str, health: &str, op_phase: &str, op_rev: &str) -> 
         health: Some(HealthStatus {
             status: health.into(),
             message: Some("Deployment api exceeded its progress deadline".into()),
+            ..HealthStatus::default()
         }),
         operation_state: Some(OperationState {
             phase: op_phase.into(),
@@ -453,6 +454,7 @@ fn degraded_names_the_degraded_resource_when_argo_cd_leaves_the_message_empty() 
     s.health = Some(HealthStatus {
         status: "Degraded".into(),
         message: None,
+        ..HealthStatus::default()
     });
     s.resources = vec![ResourceStatus {
         kind: "Deployment".into(),
@@ -460,6 +462,7 @@ fn degraded_names_the_degraded_resource_when_argo_cd_leaves_the_message_empty() 
         health: Some(HealthStatus {
             status: "Degraded".into(),
             message: Some("Deployment \"api\" exceeded its progress deadline".into()),
+            ..HealthStatus::default()
         }),
         ..ResourceStatus::default()
     }];
