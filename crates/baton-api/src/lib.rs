@@ -20,6 +20,7 @@ pub mod duration;
 pub mod environment;
 pub mod promotion;
 pub mod template;
+pub mod windows;
 
 pub use application::Application;
 pub use environment::{Environment, EnvironmentSpec, EnvironmentStatus};

@@ -231,7 +231,7 @@ pub struct PromotionStatus {
 }
 
 /// The newer Promotion that replaced this one.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SupersededBy {
     /// Its name (same namespace).

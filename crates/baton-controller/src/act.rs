@@ -78,6 +78,23 @@ pub async fn perform<G: Provider>(
             status: commit_status,
         } => post_status(s, w, services, *kind, repo, sha, commit_status, status).await,
         Effect::CreateRelease { repo, note } => create_release(s, w, repo, note, status).await,
+        Effect::CommentPullRequest {
+            repo,
+            number,
+            kind,
+            marker,
+            body,
+        } => {
+            let keys = [None];
+            if record::begin(w, status, *kind, &keys, s.now).await? == Attempt::Done {
+                return Ok(());
+            }
+            w.fence().check()?;
+            s.gh.comment_once(repo, *number, marker, body).await?;
+            tracing::info!(promotion = %name(s.promotion), number, "pull request comment posted");
+            record::finish(status, *kind, &keys, s.now, None);
+            Ok(())
+        }
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Context {
     /// Application `(namespace, name)` -> Promotions waiting on it, so an Argo CD
     /// status change wakes exactly those. Pruned when a Promotion ends.
     pub app_index: Mutex<AppIndex>,
+    /// Application `(namespace, name)` -> Environments whose status or automatic
+    /// promotion depends on it. Bounded by Applications x Environments.
+    env_app_index: Mutex<HashMap<(String, String), HashSet<ObjectRef<Environment>>>>,
     /// Consecutive failed reconciles per Promotion, for exponential backoff; an entry
     /// goes on the next success.
     failures: Mutex<HashMap<ObjectRef<Promotion>, u32>>,
@@ -81,6 +84,7 @@ impl Context {
             github: tokio::sync::Mutex::new(HashMap::new()),
             deliveries: Mutex::new((HashSet::new(), VecDeque::new())),
             app_index: Mutex::new(HashMap::new()),
+            env_app_index: Mutex::new(HashMap::new()),
             store: std::sync::OnceLock::new(),
             failures: Mutex::new(HashMap::new()),
         }
@@ -249,6 +253,27 @@ impl Context {
                 .or_default()
                 .insert(promotion);
         }
+    }
+
+    /// Notes that `env` depends on the Application `namespace/name`.
+    pub fn environment_waits_on(&self, namespace: &str, name: &str, env: ObjectRef<Environment>) {
+        if let Ok(mut m) = self.env_app_index.lock() {
+            m.entry((namespace.to_owned(), name.to_owned()))
+                .or_default()
+                .insert(env);
+        }
+    }
+
+    /// The Environments depending on an Application.
+    pub fn environments_on(&self, namespace: &str, name: &str) -> Vec<ObjectRef<Environment>> {
+        self.env_app_index
+            .lock()
+            .ok()
+            .and_then(|m| {
+                m.get(&(namespace.to_owned(), name.to_owned()))
+                    .map(|s| s.iter().cloned().collect())
+            })
+            .unwrap_or_default()
     }
 
     /// The Promotions waiting on an Application.

@@ -28,6 +28,8 @@ pub enum Happened<'a> {
     NotificationFailed {
         message: &'a str,
     },
+    /// The break-glass annotation let this Promotion through a closed window.
+    WindowOverridden(&'a baton_api::promotion::WindowOverride),
 }
 
 fn event(type_: EventType, reason: &str, note: &str, action: &str) -> Event {
@@ -52,6 +54,15 @@ fn build(h: &Happened<'_>) -> Event {
             event(t, d.phase.as_str(), &d.message, "Reconcile")
         }
         Happened::Problem(d) => event(EventType::Warning, d.reason, &d.message, "Reconcile"),
+        Happened::WindowOverridden(ov) => event(
+            EventType::Warning,
+            "WindowOverridden",
+            &format!(
+                "opened while the {} was closed: {:?} (set by {})",
+                ov.window, ov.reason, ov.by
+            ),
+            "Reconcile",
+        ),
         Happened::AutoMergeUnavailable { url, problem } => event(
             EventType::Warning,
             "AutoMergeUnavailable",
@@ -86,7 +97,7 @@ pub async fn publish(ctx: &Context, p: &Promotion, h: Happened<'_>) {
 /// promotion is held changes (so `kubectl describe` says what to fix, once).
 pub fn of_reconcile<'d>(
     before: &PromotionStatus,
-    after: &PromotionStatus,
+    after: &'d PromotionStatus,
     d: &'d Decision,
 ) -> Vec<Happened<'d>> {
     let old = before
@@ -97,6 +108,11 @@ pub fn of_reconcile<'d>(
     let mut out = Vec::new();
     if before.phase != after.phase {
         out.push(Happened::Phase(d));
+    }
+    if before.window_override.is_none()
+        && let Some(ov) = &after.window_override
+    {
+        out.push(Happened::WindowOverridden(ov));
     }
     if old != Some((d.reason, d.message.as_str())) && c::PROBLEM_REASONS.contains(&d.reason) {
         out.push(Happened::Problem(d));

@@ -19,6 +19,8 @@
 //!   [`record`] owns every status write; [`events`] builds every Event.
 //! - [`context`] holds what reconciles share, and is the one place the concrete GitHub
 //!   provider is constructed; [`fence`] stops writes once leadership is lost.
+//! - [`pipeline`] is the second controller, on Environments: their status (what runs
+//!   there) and automatic promotion into them; decisions in [`machine::pipeline`].
 //! - [`run`] wires leader election, watches and the HTTP server.
 
 pub mod act;
@@ -30,6 +32,7 @@ pub mod fence;
 pub mod machine;
 pub mod metrics;
 pub mod observe;
+pub mod pipeline;
 pub mod reconcile;
 pub mod record;
 pub mod run;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use baton_api::application::{ApplicationSpec, ApplicationStatus};
 use baton_api::duration;
-use baton_api::promotion::{ApplicationObservation, Phase, Promotion, PromotionStatus};
+use baton_api::promotion::{
+    ApplicationObservation, Phase, Promotion, PromotionStatus, WindowOverride,
+};
 use baton_api::{Application, Environment};
 use baton_github::pr_body::ServiceChange;
 use baton_github::{FileChange, GitHub, GitHubError, PrState, Provider, RepoRef};
@@ -22,7 +24,7 @@ use crate::error::Error;
 use crate::machine::gates::{self, UpstreamApp};
 use crate::machine::health::{self, AppState, Need, Reaches};
 use crate::machine::plan::{self, AppRef};
-use crate::machine::{AppSeen, AppView, Blocker, Policy, Prepared, Seen};
+use crate::machine::{AppSeen, AppView, Blocker, Policy, Prepared, Seen, Successor, pipeline, windows};
 
 /// What one reconcile saw.
 pub struct Observation {
@@ -35,6 +37,8 @@ pub struct Observation {
     pub seen: Seen,
     /// Paragraphs for the PR body (where an automatic promotion came from, a window override).
     pub notes: Vec<String>,
+    /// A break-glass override of a closed window, used by this reconcile.
+    pub window_override: Option<WindowOverride>,
 }
 
 impl Observation {
@@ -46,6 +50,7 @@ impl Observation {
             credentials: None,
             seen,
             notes: vec![],
+            window_override: None,
         }
     }
 }
@@ -55,11 +60,17 @@ pub fn policy(env: &Environment) -> Result<Policy, String> {
     let parse = |field: &str, v: &str| {
         duration::parse(v).map_err(|e| format!("Environment spec.{field}: {e}"))
     };
+    crate::machine::windows::validate(env).map_err(|e| format!("Environment {e}"))?;
     Ok(Policy {
         sync_timeout: parse("syncTimeout", &env.spec.sync_timeout)?,
         degraded_grace: parse("degradedGracePeriod", &env.spec.degraded_grace_period)?,
         release: env.spec.notifications.release,
         commit_status: env.spec.notifications.commit_status.enabled,
+        soak: match &env.spec.soak_time {
+            Some(t) => parse("soakTime", t)?,
+            None => std::time::Duration::ZERO,
+        },
+        queue: env.spec.queue,
     })
 }
 
@@ -85,16 +96,17 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
     };
     let mut o = Observation {
         env: Some(env.clone()),
-        policy: Some(pol),
+        policy: Some(pol.clone()),
         github: None,
         credentials: None,
         seen: Seen::Nothing,
         notes: vec![],
+        window_override: None,
     };
     if phase == Phase::Pending
-        && let Some(b) = pending_gates(p, ctx, &ns, &env).await?
+        && let Some(seen) = pending_gates(p, ctx, &ns, &env, &pol, now, &mut o).await?
     {
-        o.seen = Seen::Blocked(b);
+        o.seen = seen;
         return Ok(o);
     }
     let gh = match ctx.github_for(&ns, &env).await {
@@ -112,7 +124,12 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
     let repo = RepoRef::parse(&env.spec.gitops.repository)?;
     o.seen = match phase {
         Phase::Pending => pending(p, &*gh, &repo, &env, &status).await?,
-        Phase::PrOpened => pr_opened(&*gh, &repo, &status).await?,
+        Phase::PrOpened => {
+            let promotions = ctx.promotions(&ns).await?;
+            let all: Vec<&Promotion> = promotions.iter().map(AsRef::as_ref).collect();
+            let successor = gates::superseded_by(p, &all, pol.queue);
+            pr_opened(&*gh, &repo, &status, successor).await?
+        }
         Phase::Merged => merged(p, ctx, &*gh, &env, &status, now).await?,
         _ => Seen::Nothing,
     };
@@ -146,62 +163,145 @@ async fn terminal(
             credentials: version,
         },
         notes: vec![],
+        window_override: None,
     })
 }
 
-/// Source repositories, the queue and the upstream gate, in that order.
+/// Source repositories, an upstream cycle, a newer Promotion replacing this one, the
+/// queue, the windows and the upstream gate (with its soak time), in that order.
 async fn pending_gates(
     p: &Promotion,
     ctx: &Context,
     ns: &str,
     env: &Environment,
-) -> Result<Option<Blocker>, Error> {
+    pol: &Policy,
+    now: Timestamp,
+    o: &mut Observation,
+) -> Result<Option<Seen>, Error> {
+    let blocked = |b| Ok(Some(Seen::Blocked(b)));
     if let Some(src) = p
         .spec
         .sources()
         .into_iter()
         .find(|s| !gates::source_allowed(&env.spec.source_repositories, &s.repository))
     {
-        return Ok(Some(Blocker::SourceNotAllowed(format!(
+        return blocked(Blocker::SourceNotAllowed(format!(
             "source repository {} is not in Environment {:?} spec.sourceRepositories ({}): Baton will not post statuses or releases there; add it to the list or fix the Promotion's source",
             src.repository,
             p.spec.environment,
             env.spec.source_repositories.join(", ")
-        ))));
+        )));
+    }
+    let envs: Api<Environment> = Api::namespaced(ctx.client.clone(), ns);
+    let chain = upstream_chain(&envs, env).await?;
+    if let Some(cycle) = pipeline::cycle(&chain) {
+        return blocked(Blocker::UpstreamCycle(format!(
+            "the Environments' spec.upstream links form a cycle ({cycle}): no promotion to {:?} can be gated; fix spec.upstream",
+            p.spec.environment
+        )));
     }
     let promotions = ctx.promotions(ns).await?;
     let all: Vec<&Promotion> = promotions.iter().map(AsRef::as_ref).collect();
-    if let Some(b) = gates::queue(p, &all) {
-        return Ok(Some(b));
+    if let Some(successor) = gates::superseded_by(p, &all, pol.queue) {
+        return Ok(Some(Seen::Superseded {
+            successor,
+            pr_open: false,
+        }));
     }
+    if let Some(b) = gates::queue(p, &all, pol.queue) {
+        return blocked(b);
+    }
+    match windows::check(p, &env.spec.windows, now) {
+        windows::Outcome::Open => {}
+        windows::Outcome::Closed(b) => return blocked(b),
+        windows::Outcome::Overridden(ov) => {
+            o.notes.push(windows::note(&ov));
+            o.window_override = Some(ov);
+        }
+    }
+    o.notes.extend(upstream_note(p, &all));
     let Some(upstream) = env.spec.upstream.as_deref() else {
         return Ok(None);
     };
-    let envs: Api<Environment> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(up_env) = envs.get_opt(upstream).await? else {
-        return Ok(Some(Blocker::UpstreamNotReady(format!(
+    let Some(up_env) = chain.get(1).filter(|e| e.name_any() == upstream) else {
+        return blocked(Blocker::UpstreamNotReady(format!(
             "upstream Environment {upstream:?} not found in namespace {ns}"
-        ))));
+        )));
     };
     let mut apps = Vec::new();
     for app in plan::applications(&p.spec.services, upstream, &up_env.spec) {
         ctx.watch_application(&app.namespace, &app.name, ObjectRef::from_obj(p));
         let api: Api<Application> = Api::namespaced(ctx.client.clone(), &app.namespace);
-        let healthy = api
-            .get_opt(&app.name)
-            .await?
-            .and_then(|a| a.status)
-            .is_some_and(|s| {
-                s.sync.as_ref().is_some_and(|x| x.status == "Synced")
-                    && s.health.as_ref().is_some_and(|h| h.status == "Healthy")
-            });
-        apps.push(UpstreamApp {
-            service: app.service,
-            name: app.name,
-            healthy,
-        });
+        let status = api.get_opt(&app.name).await?.and_then(|a| a.status);
+        apps.push(upstream_app(app.service, app.name, status.as_ref()));
     }
-    Ok(gates::upstream(p, upstream, &all, &apps))
+    Ok(gates::upstream(p, upstream, &all, &apps, pol.soak, now).map(Seen::Blocked))
+}
+
+/// An upstream Application as the gates read it: Synced and Healthy now, and since when
+/// Healthy (Argo CD records each health transition).
+pub fn upstream_app(service: String, name: String, status: Option<&ApplicationStatus>) -> UpstreamApp {
+    let healthy = status.is_some_and(|s| {
+        s.sync.as_ref().is_some_and(|x| x.status == "Synced")
+            && s.health.as_ref().is_some_and(|h| h.status == "Healthy")
+    });
+    let healthy_since = status
+        .and_then(|s| s.health.as_ref())
+        .filter(|_| healthy)
+        .and_then(|h| h.last_transition_time.as_deref())
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    UpstreamApp {
+        service,
+        name,
+        healthy,
+        healthy_since,
+    }
+}
+
+/// `env`, its upstream, that one's upstream... as far as they exist, stopping at the
+/// first repeat (so a cycle shows as a repeated name).
+pub async fn upstream_chain(
+    envs: &Api<Environment>,
+    env: &Environment,
+) -> Result<Vec<Environment>, Error> {
+    let mut chain = vec![env.clone()];
+    while let Some(next) = chain.last().and_then(|e| e.spec.upstream.clone()) {
+        if chain.iter().any(|e| e.name_any() == next) || chain.len() > 64 {
+            chain.push(Environment::new(&next, env.spec.clone()));
+            break;
+        }
+        match envs.get_opt(&next).await? {
+            Some(e) => chain.push(e),
+            None => break,
+        }
+    }
+    Ok(chain)
+}
+
+/// For an automatic Promotion: where it came from, with links to the upstream PRs.
+fn upstream_note(p: &Promotion, all: &[&Promotion]) -> Option<String> {
+    let from = gates::promoted_from(p)?;
+    let names = p.annotations().get(baton_api::ANNOTATION_UPSTREAM_PROMOTIONS)?;
+    let ns = p.namespace().unwrap_or_default();
+    let links: Vec<String> = names
+        .split(',')
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            let pr = all
+                .iter()
+                .find(|q| q.name_any() == n)
+                .and_then(|q| q.status.as_ref())
+                .and_then(|s| s.pull_request.as_ref())
+                .filter(|pr| pr.number > 0)
+                .map(|pr| format!(" ([#{}]({}))", pr.number, pr.url))
+                .unwrap_or_default();
+            format!("`{ns}/{n}`{pr}")
+        })
+        .collect();
+    Some(format!(
+        "**Promoted automatically** from **{from}**: these versions are Synced and Healthy there (Promotion {}).",
+        links.join(", ")
+    ))
 }
 
 /// Pending: this Promotion's PR if an earlier attempt opened it, else the prepared change.
@@ -246,6 +346,7 @@ async fn pr_opened<G: Provider>(
     gh: &G,
     repo: &RepoRef,
     status: &PromotionStatus,
+    successor: Option<Successor>,
 ) -> Result<Seen, Error> {
     let Some(pr) = status.pull_request.as_ref().filter(|pr| pr.number > 0) else {
         return Ok(Seen::PullRequest {
@@ -256,6 +357,15 @@ async fn pr_opened<G: Provider>(
     // Always a conditional GET (free when unchanged): a webhook only wakes the
     // reconcile, it never moves the phase by itself.
     let state = gh.observe(repo, pr.number).await?.state;
+    // A merged PR is never superseded: its change is in Git already.
+    if let Some(successor) = successor
+        && !matches!(state, PrState::Merged { .. })
+    {
+        return Ok(Seen::Superseded {
+            successor,
+            pr_open: state == PrState::Open,
+        });
+    }
     let review = match state {
         // Reviews are polled conditionally too: unchanged, they cost nothing.
         PrState::Open => Some(gh.review_decision(repo, pr.number).await?),

@@ -117,6 +117,11 @@ async fn apply(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
             _ => vec![],
         },
         merge_commit: merge_commit(&obs.seen),
+        superseded_by: match &obs.seen {
+            Seen::Superseded { successor, .. } => Some(successor.by.clone()),
+            _ => None,
+        },
+        window_override: obs.window_override.clone(),
     };
     next_status::finish(&mut status, &d, generation, &stamp, learned);
     if status != before {
@@ -132,6 +137,7 @@ async fn apply(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         ctx.forget(&ObjectRef::from_obj(p));
     }
     Ok(match d.requeue_after {
+        Some(after) if d.exact => Requeue::requeue(after),
         Some(after) => Requeue::requeue(after.min(ctx.config.max_requeue)),
         None => Requeue::await_change(),
     })
@@ -220,6 +226,10 @@ async fn perform(
         adopted,
         reason: &d.message,
         notes: &obs.notes,
+        successor: match &obs.seen {
+            Seen::Superseded { successor, .. } => Some(successor),
+            _ => None,
+        },
     };
     let planned = effects::build(&d.actions, &subject).map_err(Error::Blocked)?;
     let scene = Scene {
@@ -323,6 +333,7 @@ async fn cleanup(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         adopted: None,
         reason: "",
         notes: &[],
+        successor: None,
     };
     let planned = effects::build(&actions, &subject).map_err(Error::Blocked)?;
     let now = Time(Timestamp::now());

@@ -12,7 +12,7 @@ use baton_github::{
 };
 use kube::ResourceExt;
 
-use super::{Action, Prepared, plan};
+use super::{Action, Prepared, Successor, plan};
 
 /// A side effect with everything it needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,14 @@ pub enum Effect {
         repo: RepoRef,
         note: ReleaseNote,
     },
+    /// A comment on the PR, posted once (a comment carrying `marker` is not repeated).
+    CommentPullRequest {
+        repo: RepoRef,
+        number: u64,
+        kind: NotificationKind,
+        marker: String,
+        body: String,
+    },
 }
 
 impl Effect {
@@ -62,6 +70,7 @@ impl Effect {
             Effect::DeleteBranch { .. } => "delete branch",
             Effect::PostStatus { .. } => "post commit status",
             Effect::CreateRelease { .. } => "create release",
+            Effect::CommentPullRequest { .. } => "comment on pull request",
         }
     }
 }
@@ -79,6 +88,8 @@ pub struct Subject<'a> {
     pub reason: &'a str,
     /// Paragraphs for the PR body (upstream Promotions, a window override).
     pub notes: &'a [String],
+    /// The Promotion replacing this one, when superseded.
+    pub successor: Option<&'a Successor>,
 }
 
 /// Why effects could not be built (a spec the schema let through but that cannot work).
@@ -99,7 +110,7 @@ pub fn build(actions: &[Action], s: &Subject<'_>) -> Result<Vec<Effect>, PlanErr
     let gitops = repo(&s.env.spec.gitops.repository)?;
     let pr = s.status.pull_request.clone().unwrap_or_default();
     let mut out = Vec::new();
-    let mut statuses: Vec<(String, bool)> = Vec::new();
+    let mut statuses: Vec<(String, NotificationKind)> = Vec::new();
     for action in actions {
         match action {
             Action::OpenPullRequest => out.push(open(s, gitops.clone())?),
@@ -122,8 +133,32 @@ pub fn build(actions: &[Action], s: &Subject<'_>) -> Result<Vec<Effect>, PlanErr
                 branch: pr.branch.clone(),
             }),
             Action::DeleteBranch => {}
-            Action::PostStatus { service, success } => statuses.push((service.clone(), *success)),
+            Action::PostStatus { service, success } => statuses.push((
+                service.clone(),
+                if *success {
+                    NotificationKind::SuccessStatus
+                } else {
+                    NotificationKind::FailureStatus
+                },
+            )),
+            Action::PostSuperseded { service } => {
+                if !carried_by_successor(s, service) {
+                    statuses.push((service.clone(), NotificationKind::SupersededStatus));
+                }
+            }
             Action::CreateRelease => out.extend(release(s)?),
+            Action::CommentSuperseded if pr.number > 0 => {
+                if let Some(next) = s.successor {
+                    out.push(Effect::CommentPullRequest {
+                        repo: gitops.clone(),
+                        number: pr.number,
+                        kind: NotificationKind::SupersededComment,
+                        marker: superseded_marker(s.promotion),
+                        body: superseded_comment(s.promotion, next),
+                    });
+                }
+            }
+            Action::CommentSuperseded => {}
         }
     }
     let mut posts = status_effects(s, &statuses)?;
@@ -136,6 +171,38 @@ pub fn build(actions: &[Action], s: &Subject<'_>) -> Result<Vec<Effect>, PlanErr
     out.append(&mut posts);
     out.extend(tail);
     Ok(out)
+}
+
+/// Whether the Promotion replacing this one carries `service` from the same commit
+/// (then the commit's status comes from it, and "superseded" would mislead).
+fn carried_by_successor(s: &Subject<'_>, service: &str) -> bool {
+    let (Some(next), Some(src)) = (s.successor, s.promotion.spec.source_of(service)) else {
+        return false;
+    };
+    next.carries
+        .iter()
+        .any(|(svc, repo, sha)| svc == service && *repo == src.repository && *sha == src.commit)
+}
+
+fn superseded_marker(p: &Promotion) -> String {
+    format!(
+        "<!-- baton:superseded uid={} -->",
+        p.metadata.uid.as_deref().unwrap_or_default()
+    )
+}
+
+/// "Superseded by #12 (Promotion `syrf/production-...`)": the PR is closed with this.
+fn superseded_comment(p: &Promotion, next: &Successor) -> String {
+    let ns = p.namespace().unwrap_or_default();
+    let target = match &next.by.pull_request_url {
+        Some(url) => format!("{url} (Promotion `{ns}/{}`)", next.by.promotion),
+        None => format!("Promotion `{ns}/{}`", next.by.promotion),
+    };
+    format!(
+        "Superseded by {target}, which carries newer versions for {}. Baton closed this pull request; review the new one instead.\n\n{}",
+        p.spec.environment,
+        superseded_marker(p)
+    )
 }
 
 /// The PR policy of the Environment, for completing an adopted PR (no files, no text).
@@ -246,10 +313,13 @@ pub fn source_lines(spec: &baton_api::PromotionSpec) -> Vec<SourceLine<'_>> {
 
 /// One status per (commit, context, state): services sharing a commit share one
 /// status whose description names each of them, so none overwrites another.
-fn status_effects(s: &Subject<'_>, wanted: &[(String, bool)]) -> Result<Vec<Effect>, PlanError> {
+fn status_effects(
+    s: &Subject<'_>,
+    wanted: &[(String, NotificationKind)],
+) -> Result<Vec<Effect>, PlanError> {
     let p = s.promotion;
     let policy = &s.env.spec.notifications.commit_status;
-    let mut groups: Vec<(String, String, String, bool, Vec<String>)> = Vec::new();
+    let mut groups: Vec<(String, String, String, NotificationKind, Vec<String>)> = Vec::new();
     for (service, success) in wanted {
         let Some(src) = p.spec.source_of(service) else {
             continue;
@@ -270,7 +340,7 @@ fn status_effects(s: &Subject<'_>, wanted: &[(String, bool)]) -> Result<Vec<Effe
     }
     groups
         .into_iter()
-        .map(|(repo, sha, context, success, services)| {
+        .map(|(repo, sha, context, kind, services)| {
             let repo = RepoRef::parse(&repo).map_err(|e| e.to_string())?;
             let pairs: Vec<(&str, &str)> = services
                 .iter()
@@ -286,31 +356,42 @@ fn status_effects(s: &Subject<'_>, wanted: &[(String, bool)]) -> Result<Vec<Effe
                 })
                 .collect();
             let first = services.first().cloned().unwrap_or_default();
+            let successor_url = s.successor.and_then(|n| n.by.pull_request_url.clone());
+            let (state, description, target_url) = match kind {
+                NotificationKind::SupersededStatus => (
+                    StatusState::Error,
+                    plan::superseded_description(
+                        &pairs,
+                        &p.spec.environment,
+                        s.successor.map(|n| n.by.promotion.as_str()).unwrap_or_default(),
+                    ),
+                    successor_url,
+                ),
+                _ => {
+                    let success = kind == NotificationKind::SuccessStatus;
+                    (
+                        if success {
+                            StatusState::Success
+                        } else {
+                            StatusState::Failure
+                        },
+                        plan::status_description(&pairs, &p.spec.environment, success, s.reason),
+                        policy
+                            .target_url
+                            .as_deref()
+                            .map(|u| expand(u, &first, &p.spec.environment)),
+                    )
+                }
+            };
             Ok(Effect::PostStatus {
-                kind: if success {
-                    NotificationKind::SuccessStatus
-                } else {
-                    NotificationKind::FailureStatus
-                },
+                kind,
                 repo: repo.clone(),
                 sha: sha.clone(),
                 status: CommitStatus {
-                    state: if success {
-                        StatusState::Success
-                    } else {
-                        StatusState::Failure
-                    },
+                    state,
                     context,
-                    description: plan::status_description(
-                        &pairs,
-                        &p.spec.environment,
-                        success,
-                        s.reason,
-                    ),
-                    target_url: policy
-                        .target_url
-                        .as_deref()
-                        .map(|u| expand(u, &first, &p.spec.environment)),
+                    description,
+                    target_url,
                 },
                 services,
             })

@@ -24,7 +24,9 @@ pub mod effects;
 pub mod gates;
 pub mod health;
 pub mod next_status;
+pub mod pipeline;
 pub mod plan;
+pub mod windows;
 mod types;
 
 pub use types::*;
@@ -51,24 +53,36 @@ pub fn decide(input: &Inputs<'_>) -> Decision {
         (Phase::Synced | Phase::Failed | Phase::Rejected | Phase::Superseded, _) => {
             terminal_again(input, phase)
         }
+        (Phase::Pending | Phase::PrOpened, Seen::Superseded { successor, pr_open }) => {
+            superseded(input, successor, *pr_open)
+        }
         (Phase::Pending, Seen::Adopted(pr)) => adopted(input, &pr.state),
-        (Phase::Pending, Seen::Blocked(b)) => Decision::wait(
-            Phase::Pending,
-            b.reason(),
-            b.message().to_owned(),
-            BLOCKED_RETRY,
-        ),
+        (Phase::Pending, Seen::Blocked(b)) => blocked(Phase::Pending, b),
         (Phase::Pending, Seen::AlreadyApplied { commit }) => already_applied(commit),
         (Phase::Pending, _) => open_pull_request(),
         (Phase::PrOpened, Seen::PullRequest { state, review }) => {
             pr_opened(input, state.as_ref(), *review)
         }
         (Phase::PrOpened, Seen::Blocked(b)) | (Phase::Merged, Seen::Blocked(b)) => {
-            Decision::wait(phase, b.reason(), b.message().to_owned(), BLOCKED_RETRY)
+            blocked(phase, b)
         }
         (Phase::PrOpened, _) => pr_opened(input, None, None),
         (Phase::Merged, Seen::Applications(apps)) => merged(input, apps),
         (Phase::Merged, _) => merged(input, &[]),
+    }
+}
+
+/// Held by a blocker: look again when its gate opens, else soon.
+fn blocked(phase: Phase, b: &Blocker) -> Decision {
+    let at = b.retry_after();
+    Decision {
+        exact: at.is_some(),
+        ..Decision::wait(
+            phase,
+            b.reason(),
+            b.message().to_owned(),
+            at.unwrap_or(BLOCKED_RETRY),
+        )
     }
 }
 
@@ -139,6 +153,36 @@ fn reason_constant(stored: &str) -> &'static str {
         .unwrap_or(c::REASON_SYNC_TIMEOUT)
 }
 
+/// A newer Promotion replaces this unmerged one: its PR is closed with a comment
+/// linking the new one, its branch deleted, and its commits told so nobody waits.
+fn superseded(input: &Inputs<'_>, s: &Successor, pr_open: bool) -> Decision {
+    let mut actions = if pr_open {
+        vec![Action::CommentSuperseded, Action::ClosePullRequest]
+    } else {
+        vec![Action::DeleteBranch]
+    };
+    if input.policy.as_ref().is_some_and(|p| p.commit_status) {
+        actions.extend(input.services.iter().map(|service| Action::PostSuperseded {
+            service: service.clone(),
+        }));
+    }
+    let link = s
+        .by
+        .pull_request_url
+        .as_deref()
+        .map(|u| format!(" ({u})"))
+        .unwrap_or_default();
+    Decision::terminal(
+        Phase::Superseded,
+        c::REASON_SUPERSEDED,
+        format!(
+            "superseded by Promotion {}{link}, which carries newer versions",
+            s.by.promotion
+        ),
+        actions,
+    )
+}
+
 /// A PR that already exists (created before a crash) is adopted, never duplicated.
 fn adopted(input: &Inputs<'_>, state: &PrState) -> Decision {
     match state {
@@ -175,6 +219,7 @@ fn open_pull_request() -> Decision {
         reason: c::REASON_WAITING_FOR_REVIEW,
         message: "pull request opened; waiting for a reviewer to merge it".into(),
         requeue_after: Some(REVIEW_POLL),
+        exact: false,
     }
 }
 

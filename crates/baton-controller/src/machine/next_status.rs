@@ -13,6 +13,8 @@ pub struct Learned {
     pub summary: String,
     pub applications: Vec<ApplicationObservation>,
     pub merge_commit: Option<String>,
+    pub superseded_by: Option<baton_api::promotion::SupersededBy>,
+    pub window_override: Option<baton_api::promotion::WindowOverride>,
 }
 
 /// Writes the outcome of `d` into `status`: phase (and when it was entered),
@@ -38,6 +40,12 @@ pub fn finish(
             pr.merge_commit = Some(sha);
             pr.observed_at = Some(now.clone());
         }
+    }
+    if learned.superseded_by.is_some() {
+        status.superseded_by = learned.superseded_by;
+    }
+    if learned.window_override.is_some() && status.window_override.is_none() {
+        status.window_override = learned.window_override;
     }
     conditions(status, d, generation, now);
 }
@@ -146,6 +154,7 @@ mod tests {
             reason,
             message: format!("{reason} message"),
             requeue_after: None,
+            exact: false,
         }
     }
 

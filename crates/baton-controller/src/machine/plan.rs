@@ -127,6 +127,23 @@ pub fn status_description(
     baton_github::naming::truncate(&text, baton_github::naming::MAX_STATUS_DESCRIPTION)
 }
 
+/// "Superseded by production-from-staging-1a2b3c4d: api:api-v9.1.1 will not be deployed to production by this promotion".
+pub fn superseded_description(
+    services: &[(&str, &str)],
+    environment: &str,
+    by: &str,
+) -> String {
+    let list: Vec<String> = services
+        .iter()
+        .map(|(s, v)| format!("{s}:{}", short_value(v)))
+        .collect();
+    let text = format!(
+        "Superseded by {by}: {} not deployed to {environment} by this promotion",
+        list.join(", ")
+    );
+    baton_github::naming::truncate(&text, baton_github::naming::MAX_STATUS_DESCRIPTION)
+}
+
 /// `https://github.com` for `https://api.github.com`, `https://ghe.example.com` for
 /// `https://ghe.example.com/api/v3`.
 pub fn web_url(api: &str) -> String {

@@ -18,6 +18,8 @@ fn policy() -> Policy {
         degraded_grace: Duration::from_secs(300),
         release: false,
         commit_status: true,
+        soak: Duration::ZERO,
+        queue: Default::default(),
     }
 }
 

@@ -28,6 +28,16 @@ pub enum Blocker {
     Queued(String),
     /// The upstream environment does not run these versions yet.
     UpstreamNotReady(String),
+    /// The upstream runs them, but not yet for the Environment's `soakTime`: look again
+    /// exactly when the soak ends.
+    Soaking { message: String, remaining: Duration },
+    /// A window holds promotions here; look again when it opens.
+    WindowClosed {
+        message: String,
+        opens_in: Option<Duration>,
+    },
+    /// The Environments' `upstream` links form a cycle.
+    UpstreamCycle(String),
 }
 
 impl Blocker {
@@ -40,7 +50,19 @@ impl Blocker {
             | Blocker::InvalidSpec(m)
             | Blocker::SourceNotAllowed(m)
             | Blocker::Queued(m)
-            | Blocker::UpstreamNotReady(m) => m,
+            | Blocker::UpstreamNotReady(m)
+            | Blocker::UpstreamCycle(m)
+            | Blocker::Soaking { message: m, .. }
+            | Blocker::WindowClosed { message: m, .. } => m,
+        }
+    }
+
+    /// When to look again, for gates that open at a known time (not polled).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Blocker::Soaking { remaining, .. } => Some(*remaining),
+            Blocker::WindowClosed { opens_in, .. } => *opens_in,
+            _ => None,
         }
     }
 
@@ -54,8 +76,20 @@ impl Blocker {
             Blocker::SourceNotAllowed(_) => c::REASON_SOURCE_NOT_ALLOWED,
             Blocker::Queued(_) => c::REASON_QUEUED,
             Blocker::UpstreamNotReady(_) => c::REASON_UPSTREAM_NOT_READY,
+            Blocker::Soaking { .. } => c::REASON_SOAKING,
+            Blocker::WindowClosed { .. } => c::REASON_WINDOW_CLOSED,
+            Blocker::UpstreamCycle(_) => c::REASON_UPSTREAM_CYCLE,
         }
     }
+}
+
+/// The newer Promotion that replaces this one, and what it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Successor {
+    pub by: baton_api::promotion::SupersededBy,
+    /// `(service, source repository, source commit)` of each of its services: a commit
+    /// it carries too gets its status from it, not a "superseded" one.
+    pub carries: Vec<(String, String, String)>,
 }
 
 /// One Application of the promotion.
@@ -79,6 +113,9 @@ pub struct Policy {
     pub degraded_grace: Duration,
     pub release: bool,
     pub commit_status: bool,
+    /// How long the upstream must have run a version (zero: no soak).
+    pub soak: Duration,
+    pub queue: baton_api::environment::QueuePolicy,
 }
 
 /// A prepared change: the base commit and every file's new content.
@@ -99,6 +136,9 @@ pub enum Seen {
     Retry { credentials: String },
     /// Something in the way the user must fix, or a gate that holds the promotion.
     Blocked(Blocker),
+    /// Pending or PROpened: a newer Promotion replaces this one. `pr_open`: its pull
+    /// request is still open (closed with a comment linking the new one).
+    Superseded { successor: Successor, pr_open: bool },
     /// Pending: this Promotion's PR already exists (an earlier attempt opened it).
     Adopted(PullRequest),
     /// Pending: the change is ready to be proposed.
@@ -144,6 +184,13 @@ pub enum Action {
         success: bool,
     },
     CreateRelease,
+    /// A comment on the open PR linking the Promotion that replaced this one.
+    CommentSuperseded,
+    /// `error` commit status: replaced by a newer Promotion (not posted on a commit the
+    /// newer one carries too).
+    PostSuperseded {
+        service: String,
+    },
 }
 
 /// The outcome of one decision.
@@ -157,6 +204,9 @@ pub struct Decision {
     pub message: String,
     /// When to look again without an event; `None` for terminal phases.
     pub requeue_after: Option<Duration>,
+    /// `requeue_after` is the exact time a gate opens (soak end, window opening): not
+    /// shortened to the operator's polling cap.
+    pub exact: bool,
 }
 
 impl Decision {
@@ -173,6 +223,7 @@ impl Decision {
             reason,
             message,
             requeue_after: Some(after),
+            exact: false,
         }
     }
 
@@ -194,6 +245,7 @@ impl Decision {
             reason,
             message,
             requeue_after: None,
+            exact: false,
         }
     }
 }

@@ -84,6 +84,9 @@ pub async fn run(
     woken: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Promotion>>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    use futures::FutureExt;
+    let stop = stop.shared();
+    let environments = environments(apis.clone(), ctx.clone(), stop.clone());
     let mut controller = controller;
     for applications in apis.applications {
         let app_ctx = ctx.clone();
@@ -91,7 +94,7 @@ pub async fn run(
             app_ctx.waiting_on(&app.namespace().unwrap_or_default(), &app.name_any())
         });
     }
-    controller
+    let promotions = controller
         .watches(apis.environments, watcher::Config::default(), move |env| {
             let ns = env.namespace().unwrap_or_default();
             let name = env.name_any();
@@ -111,6 +114,46 @@ pub async fn run(
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");
             }
+        });
+    futures::join!(promotions, environments);
+}
+
+/// The Environment controller: woken by its own changes, by Promotions to it or to its
+/// upstream (a Synced upstream promotion may start an automatic one), and by the
+/// Applications its status reports on.
+fn environments(
+    apis: Apis,
+    ctx: Arc<Context>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> impl std::future::Future<Output = ()> {
+    let controller = Controller::new(apis.environments.clone(), watcher::Config::default());
+    let store = controller.store();
+    let mut controller =
+        controller.watches(apis.promotions.clone(), watcher::Config::default(), move |p| {
+            let ns = p.namespace().unwrap_or_default();
+            store
+                .state()
+                .into_iter()
+                .filter(|e| e.namespace().as_deref() == Some(ns.as_str()))
+                .filter(|e| {
+                    e.name_any() == p.spec.environment
+                        || e.spec.upstream.as_deref() == Some(p.spec.environment.as_str())
+                })
+                .map(|e| ObjectRef::from_obj(&*e))
+                .collect::<Vec<_>>()
+        });
+    for applications in apis.applications {
+        let app_ctx = ctx.clone();
+        controller = controller.watches(applications, watcher::Config::default(), move |app| {
+            app_ctx.environments_on(&app.namespace().unwrap_or_default(), &app.name_any())
+        });
+    }
+    controller
+        .graceful_shutdown_on(stop)
+        .run(crate::pipeline::reconcile, crate::pipeline::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "environment controller event");
+            }
         })
-        .await;
 }

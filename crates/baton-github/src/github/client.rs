@@ -41,6 +41,8 @@ pub enum Operation {
     GetCommit,
     ListReviews,
     GetInstallation,
+    ListComments,
+    CreateComment,
 }
 
 impl Operation {
@@ -56,6 +58,8 @@ impl Operation {
             Operation::UpdateRef => "update_ref",
             Operation::DeleteRef => "delete_ref",
             Operation::ListPulls => "list_pulls",
+            Operation::ListComments => "list_comments",
+            Operation::CreateComment => "create_comment",
             Operation::CreatePull => "create_pull",
             Operation::GetPull => "get_pull",
             Operation::UpdatePull => "update_pull",

@@ -228,6 +228,44 @@ impl PullRequests for GitHub {
         pull_request(&v)
     }
 
+    async fn comment_once(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+        marker: &str,
+        body: &str,
+    ) -> Result<(), GitHubError> {
+        let path = format!("/repos/{}/issues/{number}/comments", repo.path());
+        let existing = self
+            .call(
+                Operation::ListComments,
+                Method::GET,
+                format!("{path}?per_page=100"),
+                None,
+            )
+            .await?
+            .ok(Operation::ListComments)?;
+        let posted = existing.as_array().is_some_and(|a| {
+            a.iter().any(|c| {
+                c.get("body")
+                    .and_then(|b| b.as_str())
+                    .is_some_and(|b| b.contains(marker))
+            })
+        });
+        if posted {
+            return Ok(());
+        }
+        self.call(
+            Operation::CreateComment,
+            Method::POST,
+            path,
+            Some(json!({ "body": body })),
+        )
+        .await?
+        .ok(Operation::CreateComment)?;
+        Ok(())
+    }
+
     async fn close_and_delete_branch(
         &self,
         repo: &RepoRef,

@@ -118,6 +118,15 @@ pub trait PullRequests {
         repo: &RepoRef,
         branch: &str,
     ) -> impl Future<Output = Result<(), GitHubError>> + Send;
+    /// Comments on the PR once: when a comment already carries `marker` (an earlier
+    /// attempt posted it), nothing is posted.
+    fn comment_once(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+        marker: &str,
+        body: &str,
+    ) -> impl Future<Output = Result<(), GitHubError>> + Send;
     /// Closes an unmerged PR and deletes its branch.
     fn close_and_delete_branch(
         &self,

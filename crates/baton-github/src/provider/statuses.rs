@@ -10,6 +10,8 @@ use crate::error::GitHubError;
 pub enum StatusState {
     Success,
     Failure,
+    /// Not deployed for another reason than a failed rollout (e.g. superseded).
+    Error,
 }
 
 impl StatusState {
@@ -17,6 +19,7 @@ impl StatusState {
         match self {
             StatusState::Success => "success",
             StatusState::Failure => "failure",
+            StatusState::Error => "error",
         }
     }
 }

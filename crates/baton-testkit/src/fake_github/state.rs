@@ -65,6 +65,15 @@ pub struct Release {
     pub target_commitish: String,
 }
 
+/// An issue comment (a pull request is an issue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub id: u64,
+    pub body: String,
+    /// How many times it was edited.
+    pub edits: u32,
+}
+
 /// A pull request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pull {
@@ -82,6 +91,8 @@ pub struct Pull {
     pub auto_merge: bool,
     /// `(reviewer, state)` in submission order: APPROVED, CHANGES_REQUESTED, COMMENTED.
     pub reviews: Vec<(String, String)>,
+    /// Issue comments on the pull request, in order.
+    pub comments: Vec<Comment>,
     /// Bumped on every change, so ETags change.
     pub version: u64,
 }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::super::reply::{Reply, cached, not_found, reply, unprocessable};
-use super::super::state::{Pull, Repo, object_id};
+use super::super::state::{Comment, Pull, Repo, object_id};
 use super::RepoRequest;
 
 pub fn handle(repo: &mut Repo, req: &RepoRequest) -> Reply {
@@ -19,6 +19,9 @@ pub fn handle(repo: &mut Repo, req: &RepoRequest) -> Reply {
         ("GET", ["pulls", n, "reviews"]) => list_reviews(repo, req, n),
         ("POST", ["pulls", n, "requested_reviewers"]) => request_reviewers(repo, req, n),
         ("POST", ["issues", n, "labels"]) => add_labels(repo, req, n),
+        ("GET", ["issues", n, "comments"]) => list_comments(repo, n),
+        ("POST", ["issues", n, "comments"]) => add_comment(repo, req, n),
+        ("PATCH", ["issues", "comments", id]) => edit_comment(repo, req, id),
         _ => not_found(),
     }
 }
@@ -87,6 +90,7 @@ fn create(repo: &mut Repo, req: &RepoRequest) -> Reply {
         team_reviewers: vec![],
         auto_merge: false,
         reviews: vec![],
+        comments: vec![],
         version: 1,
     };
     let out = pull_json(&p, req, repo);
@@ -184,6 +188,68 @@ fn add_labels(repo: &mut Repo, req: &RepoRequest, n: &str) -> Reply {
     p.version += 1;
     let out: Vec<Value> = p.labels.iter().map(|l| json!({ "name": l })).collect();
     reply(StatusCode::OK, Value::Array(out))
+}
+
+fn comment_json(c: &Comment, req: &RepoRequest) -> Value {
+    json!({
+        "id": c.id,
+        "node_id": format!("IC_{}", c.id),
+        "body": c.body,
+        "html_url": format!("{}/pull#issuecomment-{}", req.web, c.id),
+        "user": { "login": "baton[bot]", "id": 1, "type": "Bot" },
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+    })
+}
+
+/// `GET /issues/{n}/comments`.
+fn list_comments(repo: &Repo, n: &str) -> Reply {
+    let Some(p) = find(repo, n) else {
+        return not_found();
+    };
+    let out: Vec<Value> = p
+        .comments
+        .iter()
+        .map(|c| json!({ "id": c.id, "body": c.body }))
+        .collect();
+    reply(StatusCode::OK, Value::Array(out))
+}
+
+/// `POST /issues/{n}/comments`.
+fn add_comment(repo: &mut Repo, req: &RepoRequest, n: &str) -> Reply {
+    let Some(body) = req.body.get("body").and_then(Value::as_str).map(str::to_owned) else {
+        return unprocessable("Invalid request.", "body is required");
+    };
+    let Some(p) = find_mut(repo, n) else {
+        return not_found();
+    };
+    let c = Comment {
+        id: req.id,
+        body,
+        edits: 0,
+    };
+    p.comments.push(c.clone());
+    p.version += 1;
+    reply(StatusCode::CREATED, comment_json(&c, req))
+}
+
+/// `PATCH /issues/comments/{id}`: edited in place.
+fn edit_comment(repo: &mut Repo, req: &RepoRequest, id: &str) -> Reply {
+    let Some(body) = req.body.get("body").and_then(Value::as_str).map(str::to_owned) else {
+        return unprocessable("Invalid request.", "body is required");
+    };
+    let Some(c) = repo
+        .pulls
+        .iter_mut()
+        .flat_map(|p| p.comments.iter_mut())
+        .find(|c| c.id.to_string() == id)
+    else {
+        return not_found();
+    };
+    c.body = body;
+    c.edits += 1;
+    let c = c.clone();
+    reply(StatusCode::OK, comment_json(&c, req))
 }
 
 fn find<'a>(repo: &'a Repo, n: &str) -> Option<&'a Pull> {
