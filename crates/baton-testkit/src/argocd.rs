@@ -41,7 +41,8 @@ pub async fn sync(
         "spec": { "project": "default", "destination": { "server": "https://kubernetes.default.svc", "namespace": "syrf" },
                   "source": { "repoURL": repo_url, "path": "syrf", "targetRevision": "main" } }
     });
-    if apps.get_opt(name).await?.is_none() {
+    let before = apps.get_opt(name).await?;
+    if before.is_none() {
         apps.patch(
             name,
             &PatchParams::apply("argocd-application-controller"),
@@ -50,11 +51,16 @@ pub async fn sync(
         .await?;
     }
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    apps.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": synced_status(repo_url, revision, health, &now) })),
-    )
-    .await?;
+    let mut status = synced_status(repo_url, revision, health, &now);
+    // Like Argo CD's controller: the health transition time moves only when the health
+    // status changes.
+    let old = before
+        .and_then(|a| a.status)
+        .and_then(|s| s.health)
+        .filter(|h| h.status == health)
+        .and_then(|h| h.last_transition_time);
+    status["health"]["lastTransitionTime"] = json!(old.unwrap_or(now));
+    apps.patch(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+        .await?;
     Ok(())
 }
