@@ -56,7 +56,12 @@ async fn promotions_to(w: &World, env: &str) -> Vec<Promotion> {
         .into_iter()
         .filter(|p| p.spec.environment == env)
         .collect();
-    all.sort_by_key(|p| (p.metadata.creation_timestamp.clone().map(|t| t.0), p.name_any()));
+    all.sort_by_key(|p| {
+        (
+            p.metadata.creation_timestamp.clone().map(|t| t.0),
+            p.name_any(),
+        )
+    });
     all
 }
 
@@ -79,7 +84,11 @@ async fn wait_promotions(
             panic!(
                 "{what}: not reached; promotions to {env}: {:#?}\n--- operator log (tail, newest first) ---\n{}",
                 all.iter()
-                    .map(|p| (p.name_any(), p.status.as_ref().and_then(|s| s.phase), p.spec.services.clone()))
+                    .map(|p| (
+                        p.name_any(),
+                        p.status.as_ref().and_then(|s| s.phase),
+                        p.spec.services.clone()
+                    ))
                     .collect::<Vec<_>>(),
                 tail.join("\n")
             );
@@ -133,25 +142,49 @@ async fn staging_results_open_one_production_promotion_and_supersede_the_older()
     let api_sha = source_commit(&w, "api");
     let web_sha = source_commit(&w, "web");
 
-    promote_from(&w, "api-staging", "staging", &[("api", "api-v9.1.1", &api_sha)]).await;
+    promote_from(
+        &w,
+        "api-staging",
+        "staging",
+        &[("api", "api-v9.1.1", &api_sha)],
+    )
+    .await;
     w.restart_operator();
     merge_and_sync(&w, "api-staging", "staging", &["api"]).await;
     w.restart_operator();
 
-    let first = wait_promotions(&w, "production", "an automatic production promotion of api", |ps| {
-        ps.len() == 1 && phase(&ps[0]) == Phase::PrOpened
-    })
+    let first = wait_promotions(
+        &w,
+        "production",
+        "an automatic production promotion of api",
+        |ps| ps.len() == 1 && phase(&ps[0]) == Phase::PrOpened,
+    )
     .await
     .remove(0);
-    assert_eq!(first.labels().get("baton.dev/promoted-from").map(String::as_str), Some("staging"));
     assert_eq!(
-        first.annotations().get("baton.dev/upstream-promotions").map(String::as_str),
+        first
+            .labels()
+            .get("baton.dev/promoted-from")
+            .map(String::as_str),
+        Some("staging")
+    );
+    assert_eq!(
+        first
+            .annotations()
+            .get("baton.dev/upstream-promotions")
+            .map(String::as_str),
         Some("api-staging")
     );
     assert_eq!(first.spec.services.len(), 1);
-    assert_eq!(first.spec.services[0].version.as_deref(), Some("api-v9.1.1"));
     assert_eq!(
-        first.spec.services[0].source.as_ref().map(|s| s.commit.as_str()),
+        first.spec.services[0].version.as_deref(),
+        Some("api-v9.1.1")
+    );
+    assert_eq!(
+        first.spec.services[0]
+            .source
+            .as_ref()
+            .map(|s| s.commit.as_str()),
         Some(api_sha.as_str())
     );
     let first_pr = w
@@ -159,17 +192,35 @@ async fn staging_results_open_one_production_promotion_and_supersede_the_older()
         .into_iter()
         .find(|p| p.number == pr_number(&first))
         .expect("first production PR");
-    assert!(first_pr.labels.contains(&"requires-review".to_owned()), "{first_pr:?}");
-    assert!(first_pr.body.contains("Promoted automatically"), "{}", first_pr.body);
+    assert!(
+        first_pr.labels.contains(&"requires-review".to_owned()),
+        "{first_pr:?}"
+    );
+    assert!(
+        first_pr.body.contains("Promoted automatically"),
+        "{}",
+        first_pr.body
+    );
     assert!(first_pr.body.contains("api-staging"), "{}", first_pr.body);
 
-    promote_from(&w, "web-staging", "staging", &[("web", "web-v5.0.1", &web_sha)]).await;
+    promote_from(
+        &w,
+        "web-staging",
+        "staging",
+        &[("web", "web-v5.0.1", &web_sha)],
+    )
+    .await;
     merge_and_sync(&w, "web-staging", "staging", &["web"]).await;
     w.restart_operator();
 
-    let all = wait_promotions(&w, "production", "the first superseded by one carrying both", |ps| {
-        ps.len() == 2 && phase(&ps[0]) == Phase::Superseded && phase(&ps[1]) == Phase::PrOpened
-    })
+    let all = wait_promotions(
+        &w,
+        "production",
+        "the first superseded by one carrying both",
+        |ps| {
+            ps.len() == 2 && phase(&ps[0]) == Phase::Superseded && phase(&ps[1]) == Phase::PrOpened
+        },
+    )
     .await;
     let (old, new) = (&all[0], &all[1]);
     assert_eq!(old.name_any(), first.name_any());
@@ -177,21 +228,48 @@ async fn staging_results_open_one_production_promotion_and_supersede_the_older()
         .spec
         .services
         .iter()
-        .map(|s| (s.name.as_str(), s.source.as_ref().map(|x| x.commit.as_str())))
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.source.as_ref().map(|x| x.commit.as_str()),
+            )
+        })
         .collect();
-    assert_eq!(carried, vec![("api", Some(api_sha.as_str())), ("web", Some(web_sha.as_str()))]);
-    let new_pr_url = new.status.as_ref().and_then(|s| s.pull_request.clone()).expect("new PR").url;
-    let by = old.status.as_ref().and_then(|s| s.superseded_by.clone()).expect("supersededBy");
+    assert_eq!(
+        carried,
+        vec![
+            ("api", Some(api_sha.as_str())),
+            ("web", Some(web_sha.as_str()))
+        ]
+    );
+    let new_pr_url = new
+        .status
+        .as_ref()
+        .and_then(|s| s.pull_request.clone())
+        .expect("new PR")
+        .url;
+    let by = old
+        .status
+        .as_ref()
+        .and_then(|s| s.superseded_by.clone())
+        .expect("supersededBy");
     assert_eq!(by.promotion, new.name_any());
     assert_eq!(by.pull_request_url.as_deref(), Some(new_pr_url.as_str()));
     assert_eq!(ready(old).reason, c::REASON_SUPERSEDED);
 
     let pulls = w.pulls();
-    let old_pr = pulls.iter().find(|p| p.number == pr_number(old)).expect("old PR");
+    let old_pr = pulls
+        .iter()
+        .find(|p| p.number == pr_number(old))
+        .expect("old PR");
     assert_eq!(old_pr.state, "closed");
     assert!(!old_pr.merged);
     let notes: Vec<&str> = old_pr.comments.iter().map(|c| c.body.as_str()).collect();
-    assert_eq!(notes.len(), 1, "one comment, even across restarts: {notes:?}");
+    assert_eq!(
+        notes.len(),
+        1,
+        "one comment, even across restarts: {notes:?}"
+    );
     assert!(notes[0].contains(&new_pr_url), "{}", notes[0]);
     assert!(
         !w.fake.branches(&w.gitops).contains_key(&old_pr.head),
@@ -202,7 +280,9 @@ async fn staging_results_open_one_production_promotion_and_supersede_the_older()
     // api's commit is carried by the new promotion: no "superseded" status there.
     let api_statuses = w.fake.statuses(&w.source, &api_sha);
     assert!(
-        api_statuses.iter().all(|s| s.context != "argocd/deploy-production"),
+        api_statuses
+            .iter()
+            .all(|s| s.context != "argocd/deploy-production"),
         "{api_statuses:?}"
     );
 
@@ -212,9 +292,11 @@ async fn staging_results_open_one_production_promotion_and_supersede_the_older()
     let deployed = |sha: &str, what: &str| {
         let statuses = w.fake.statuses(&w.source, sha);
         assert!(
-            statuses.iter().any(|s| s.context == "argocd/deploy-production"
-                && s.state == "success"
-                && s.description == format!("Deployed {what} to production")),
+            statuses
+                .iter()
+                .any(|s| s.context == "argocd/deploy-production"
+                    && s.state == "success"
+                    && s.description == format!("Deployed {what} to production")),
             "{statuses:?}"
         );
     };
@@ -233,11 +315,23 @@ async fn staging_results_open_one_production_promotion_and_supersede_the_older()
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
-    let running: Vec<(&str, &str)> = env.services.iter().map(|r| (r.name.as_str(), r.version.as_str())).collect();
+    let running: Vec<(&str, &str)> = env
+        .services
+        .iter()
+        .map(|r| (r.name.as_str(), r.version.as_str()))
+        .collect();
     assert_eq!(running, vec![("api", "api-v9.1.1"), ("web", "web-v5.0.1")]);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(promotions_to(&w, "production").await.len(), 2, "no duplicate promotion");
-    let production_prs = w.pulls().into_iter().filter(|p| p.title.ends_with("to production")).count();
+    assert_eq!(
+        promotions_to(&w, "production").await.len(),
+        2,
+        "no duplicate promotion"
+    );
+    let production_prs = w
+        .pulls()
+        .into_iter()
+        .filter(|p| p.title.ends_with("to production"))
+        .count();
     assert_eq!(production_prs, 2, "no duplicate PR");
 }
 
@@ -249,16 +343,30 @@ async fn a_digest_travels_a_three_stage_chain() {
     let overlay = |env: &str| {
         (
             format!("apps/api/overlays/{env}/kustomization.yaml"),
-            format!("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\nimages:\n  - name: api\n    newName: ghcr.io/ybor/api\n    digest: sha256:{}\n", "0".repeat(64)),
+            format!(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\nimages:\n  - name: api\n    newName: ghcr.io/ybor/api\n    digest: sha256:{}\n",
+                "0".repeat(64)
+            ),
         )
     };
     let files: Vec<(String, String)> = ["dev", "stg", "prd"].iter().map(|e| overlay(e)).collect();
-    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
     w.fake.push(&w.gitops, "main", &refs, "overlays");
     let target = json!({ "target": { "kustomizeImage": { "file": "apps/{service}/overlays/{environment}/kustomization.yaml" }, "yamlPath": null, "file": null } });
     w.environment("dev", json!({ "gitops": target })).await;
-    w.environment("stg", json!({ "gitops": target, "upstream": "dev", "autoPromote": true })).await;
-    w.environment("prd", json!({ "gitops": target, "upstream": "stg", "autoPromote": true })).await;
+    w.environment(
+        "stg",
+        json!({ "gitops": target, "upstream": "dev", "autoPromote": true }),
+    )
+    .await;
+    w.environment(
+        "prd",
+        json!({ "gitops": target, "upstream": "stg", "autoPromote": true }),
+    )
+    .await;
 
     let digest = format!("sha256:{}", "ab".repeat(32));
     promote_from(&w, "api-dev", "dev", &[("api", &digest, &w.source_sha)]).await;
@@ -271,12 +379,26 @@ async fn a_digest_travels_a_three_stage_chain() {
         merge_and_sync(&w, &p.name_any(), env, &["api"]).await;
         let file = w
             .fake
-            .file(&w.gitops, "main", &format!("apps/api/overlays/{env}/kustomization.yaml"))
+            .file(
+                &w.gitops,
+                "main",
+                &format!("apps/api/overlays/{env}/kustomization.yaml"),
+            )
             .expect("overlay");
         assert!(file.contains(&format!("digest: {digest}")), "{file}");
     }
-    let prd = w.fake.file(&w.gitops, "main", "apps/api/overlays/prd/kustomization.yaml").unwrap();
-    assert!(prd.contains("newName: ghcr.io/ybor/api"), "other fields kept: {prd}");
+    let prd = w
+        .fake
+        .file(
+            &w.gitops,
+            "main",
+            "apps/api/overlays/prd/kustomization.yaml",
+        )
+        .unwrap();
+    assert!(
+        prd.contains("newName: ghcr.io/ybor/api"),
+        "other fields kept: {prd}"
+    );
 }
 
 /// Soak time: the upstream gate of a hand-written Promotion and automatic promotion
@@ -289,22 +411,35 @@ async fn a_degraded_blip_restarts_the_soak_clock() {
     w.fake.push(
         &w.gitops,
         "main",
-        &[("syrf/environments/canary/api/config.yaml", &baton_integration::config_yaml("api", "api-v1.0.0"))],
+        &[(
+            "syrf/environments/canary/api/config.yaml",
+            &baton_integration::config_yaml("api", "api-v1.0.0"),
+        )],
         "canary",
     );
-    w.environment("production", json!({ "upstream": "staging", "soakTime": format!("{soak}s") }))
-        .await;
+    w.environment(
+        "production",
+        json!({ "upstream": "staging", "soakTime": format!("{soak}s") }),
+    )
+    .await;
     w.environment(
         "canary",
         json!({ "upstream": "staging", "autoPromote": true, "soakTime": format!("{soak}s") }),
     )
     .await;
-    promote_from(&w, "api-staging", "staging", &[("api", "api-v2", &w.source_sha)]).await;
+    promote_from(
+        &w,
+        "api-staging",
+        "staging",
+        &[("api", "api-v2", &w.source_sha)],
+    )
+    .await;
     let merge = w.merge_when_open("api-staging").await;
     w.argo_sync("api-staging", &merge, "Healthy").await;
     w.wait_phase("api-staging", Phase::Synced, T).await;
 
-    w.promote("api-production", "production", &[("api", "api-v2")]).await;
+    w.promote("api-production", "production", &[("api", "api-v2")])
+        .await;
     let held = w.wait_reason("api-production", c::REASON_SOAKING).await;
     let msg = ready(&held).message;
     assert!(msg.contains("soakTime 8s") && msg.contains("left"), "{msg}");
@@ -322,12 +457,22 @@ async fn a_degraded_blip_restarts_the_soak_clock() {
         .and_then(|s| s.phase_times.pr_opened.clone())
         .expect("PROpened time")
         .0;
-    let auto = wait_promotions(&w, "canary", "an automatic canary promotion", |ps| ps.len() == 1)
-        .await
-        .remove(0);
-    let created = auto.metadata.creation_timestamp.clone().expect("creation time").0;
+    let auto = wait_promotions(&w, "canary", "an automatic canary promotion", |ps| {
+        ps.len() == 1
+    })
+    .await
+    .remove(0);
+    let created = auto
+        .metadata
+        .creation_timestamp
+        .clone()
+        .expect("creation time")
+        .0;
     // Times have second precision: allow one second.
-    for (what, at) in [("the production PR", opened_at), ("the canary promotion", created)] {
+    for (what, at) in [
+        ("the production PR", opened_at),
+        ("the canary promotion", created),
+    ] {
         let waited = at.duration_since(recovered).as_secs_f64();
         assert!(
             waited >= f64::from(soak) - 1.0,
@@ -347,10 +492,16 @@ async fn a_freeze_window_holds_until_broken_with_a_reason() {
         json!({ "windows": [ { "kind": "Deny", "schedule": "0 0 * * *", "duration": "24h", "timeZone": "Europe/London", "reason": "change freeze" } ] }),
     )
     .await;
-    w.promote("api-production", "production", &[("api", "api-v2")]).await;
-    let held = w.wait_reason("api-production", c::REASON_WINDOW_CLOSED).await;
+    w.promote("api-production", "production", &[("api", "api-v2")])
+        .await;
+    let held = w
+        .wait_reason("api-production", c::REASON_WINDOW_CLOSED)
+        .await;
     let msg = ready(&held).message;
-    assert!(msg.contains("change freeze") && msg.contains("opens at"), "{msg}");
+    assert!(
+        msg.contains("change freeze") && msg.contains("opens at"),
+        "{msg}"
+    );
     assert_eq!(phase(&held), Phase::Pending);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(w.pulls().is_empty(), "no PR while the window is closed");
@@ -363,14 +514,28 @@ async fn a_freeze_window_holds_until_broken_with_a_reason() {
         .await
         .expect("annotated");
     let p = w.wait_phase("api-production", Phase::PrOpened, T).await;
-    let ov = p.status.as_ref().and_then(|s| s.window_override.clone()).expect("override recorded");
+    let ov = p
+        .status
+        .as_ref()
+        .and_then(|s| s.window_override.clone())
+        .expect("override recorded");
     assert_eq!(ov.reason, "hotfix for incident 42");
     assert_eq!(ov.by, "oncall-alice");
     assert!(ov.window.contains("0 0 * * *"), "{}", ov.window);
     let body = &w.pulls()[0].body;
-    assert!(body.contains("Window override") && body.contains("hotfix for incident 42") && body.contains("oncall-alice"), "{body}");
+    assert!(
+        body.contains("Window override")
+            && body.contains("hotfix for incident 42")
+            && body.contains("oncall-alice"),
+        "{body}"
+    );
     let events = w.wait_event("api-production", "WindowOverridden").await;
-    assert!(events.iter().any(|e| e.starts_with("WindowOverridden") && e.contains("oncall-alice")), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("WindowOverridden") && e.contains("oncall-alice")),
+        "{events:?}"
+    );
 }
 
 /// LatestWins: a newer hand-written Promotion of the same service replaces an older
@@ -379,7 +544,8 @@ async fn a_freeze_window_holds_until_broken_with_a_reason() {
 #[tokio::test]
 async fn latest_wins_supersedes_an_older_hand_written_promotion() {
     let w = World::new("latest-wins", &["api"]).await;
-    w.environment("production", json!({ "queue": "LatestWins" })).await;
+    w.environment("production", json!({ "queue": "LatestWins" }))
+        .await;
     let old_sha = source_commit(&w, "v2");
     let new_sha = source_commit(&w, "v3");
     promote_from(&w, "api-v2", "production", &[("api", "api-v2", &old_sha)]).await;
@@ -387,11 +553,20 @@ async fn latest_wins_supersedes_an_older_hand_written_promotion() {
     promote_from(&w, "api-v3", "production", &[("api", "api-v3", &new_sha)]).await;
     let new = w.wait_phase("api-v3", Phase::PrOpened, T).await;
     let old = w.wait_phase("api-v2", Phase::Superseded, T).await;
-    let new_url = new.status.as_ref().and_then(|s| s.pull_request.clone()).unwrap().url;
+    let new_url = new
+        .status
+        .as_ref()
+        .and_then(|s| s.pull_request.clone())
+        .unwrap()
+        .url;
     let pulls = w.pulls();
     let old_pr = pulls.iter().find(|p| p.number == pr_number(&old)).unwrap();
     assert_eq!(old_pr.state, "closed");
-    assert!(old_pr.comments.iter().any(|c| c.body.contains(&new_url)), "{:?}", old_pr.comments);
+    assert!(
+        old_pr.comments.iter().any(|c| c.body.contains(&new_url)),
+        "{:?}",
+        old_pr.comments
+    );
     assert!(!w.fake.branches(&w.gitops).contains_key(&old_pr.head));
     let statuses = w.fake.statuses(&w.source, &old_sha);
     let s = statuses
@@ -399,18 +574,27 @@ async fn latest_wins_supersedes_an_older_hand_written_promotion() {
         .find(|s| s.context == "argocd/deploy-production")
         .expect("a status on the superseded commit");
     assert_eq!(s.state, "error");
-    assert!(s.description.starts_with("Superseded by api-v3"), "{}", s.description);
+    assert!(
+        s.description.starts_with("Superseded by api-v3"),
+        "{}",
+        s.description
+    );
     assert_eq!(s.target_url.as_deref(), Some(new_url.as_str()));
-    assert!(w.fake.statuses(&w.source, &new_sha).is_empty(), "the new commit is not touched");
+    assert!(
+        w.fake.statuses(&w.source, &new_sha).is_empty(),
+        "the new commit is not touched"
+    );
 }
 
 /// With the default Fifo queue, a newer hand-written Promotion waits its turn instead.
 #[tokio::test]
 async fn fifo_keeps_the_queue_for_hand_written_promotions() {
     let w = World::new("fifo", &["api"]).await;
-    w.promote("api-v2", "production", &[("api", "api-v2")]).await;
+    w.promote("api-v2", "production", &[("api", "api-v2")])
+        .await;
     w.wait_phase("api-v2", Phase::PrOpened, T).await;
-    w.promote("api-v3", "production", &[("api", "api-v3")]).await;
+    w.promote("api-v3", "production", &[("api", "api-v3")])
+        .await;
     w.wait_reason("api-v3", c::REASON_QUEUED).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let old = w.promotions().get("api-v2").await.unwrap();
@@ -422,27 +606,45 @@ async fn fifo_keeps_the_queue_for_hand_written_promotions() {
 #[tokio::test]
 async fn an_upstream_cycle_is_refused_on_every_environment_involved() {
     let w = World::new("cycle", &["api"]).await;
-    w.environment("staging", json!({ "upstream": "production" })).await;
-    w.environment("production", json!({ "upstream": "staging", "autoPromote": true })).await;
+    w.environment("staging", json!({ "upstream": "production" }))
+        .await;
+    w.environment(
+        "production",
+        json!({ "upstream": "staging", "autoPromote": true }),
+    )
+    .await;
     let api: Api<Environment> = Api::namespaced(w.client.clone(), &w.ns);
     for name in ["staging", "production"] {
         let deadline = Instant::now() + T;
         loop {
             let env = api.get(name).await.unwrap();
-            let cond = env
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.iter().find(|c| c.r#type == c::TYPE_READY).cloned());
+            let cond = env.status.as_ref().and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.r#type == c::TYPE_READY)
+                    .cloned()
+            });
             if let Some(cond) = cond.filter(|c| c.reason == c::REASON_UPSTREAM_CYCLE) {
-                assert!(cond.message.contains("staging") && cond.message.contains("production"), "{}", cond.message);
+                assert!(
+                    cond.message.contains("staging") && cond.message.contains("production"),
+                    "{}",
+                    cond.message
+                );
                 break;
             }
-            assert!(Instant::now() < deadline, "{name}: no UpstreamCycle condition: {:?}", env.status);
+            assert!(
+                Instant::now() < deadline,
+                "{name}: no UpstreamCycle condition: {:?}",
+                env.status
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    w.promote("api-production", "production", &[("api", "api-v2")]).await;
-    let held = w.wait_reason("api-production", c::REASON_UPSTREAM_CYCLE).await;
+    w.promote("api-production", "production", &[("api", "api-v2")])
+        .await;
+    let held = w
+        .wait_reason("api-production", c::REASON_UPSTREAM_CYCLE)
+        .await;
     assert_eq!(phase(&held), Phase::Pending);
     assert!(w.pulls().is_empty());
 }
@@ -458,10 +660,19 @@ async fn the_api_server_refuses_pipeline_settings_that_cannot_work() {
         &kube::core::ApiResource::erase::<Environment>(&()),
     );
     for (extra, expect) in [
-        (json!({ "autoPromote": true }), "autoPromote needs spec.upstream"),
+        (
+            json!({ "autoPromote": true }),
+            "autoPromote needs spec.upstream",
+        ),
         (json!({ "soakTime": "30m" }), "soakTime needs spec.upstream"),
-        (json!({ "upstream": "staging", "soakTime": "half an hour" }), "soakTime"),
-        (json!({ "windows": [ { "kind": "Deny", "schedule": "every friday", "duration": "1h" } ] }), "schedule"),
+        (
+            json!({ "upstream": "staging", "soakTime": "half an hour" }),
+            "soakTime",
+        ),
+        (
+            json!({ "windows": [ { "kind": "Deny", "schedule": "every friday", "duration": "1h" } ] }),
+            "schedule",
+        ),
         (json!({ "queue": "Random" }), "queue"),
     ] {
         let mut env = serde_json::to_value(api.get("production").await.unwrap()).unwrap();
@@ -477,4 +688,3 @@ async fn the_api_server_refuses_pipeline_settings_that_cannot_work() {
         assert!(err.to_string().contains(expect), "{expect}: {err}");
     }
 }
-

@@ -150,7 +150,8 @@ pub struct Window {
 }
 
 /// Five cron fields (or an `@daily`-style shortcut); the values are checked by Baton.
-const CRON_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|[0-9A-Za-z*,/?-]+( +[0-9A-Za-z*,/?-]+){4})$";
+const CRON_PATTERN: &str =
+    r"^(@(yearly|annually|monthly|weekly|daily|hourly)|[0-9A-Za-z*,/?-]+( +[0-9A-Za-z*,/?-]+){4})$";
 
 fn default_time_zone() -> String {
     "UTC".into()

@@ -24,7 +24,9 @@ use crate::error::Error;
 use crate::machine::gates::{self, UpstreamApp};
 use crate::machine::health::{self, AppState, Need, Reaches};
 use crate::machine::plan::{self, AppRef};
-use crate::machine::{AppSeen, AppView, Blocker, Policy, Prepared, Seen, Successor, pipeline, windows};
+use crate::machine::{
+    AppSeen, AppView, Blocker, Policy, Prepared, Seen, Successor, pipeline, windows,
+};
 
 /// What one reconcile saw.
 pub struct Observation {
@@ -240,7 +242,11 @@ async fn pending_gates(
 
 /// An upstream Application as the gates read it: Synced and Healthy now, and since when
 /// Healthy (Argo CD records each health transition).
-pub fn upstream_app(service: String, name: String, status: Option<&ApplicationStatus>) -> UpstreamApp {
+pub fn upstream_app(
+    service: String,
+    name: String,
+    status: Option<&ApplicationStatus>,
+) -> UpstreamApp {
     let healthy = status.is_some_and(|s| {
         s.sync.as_ref().is_some_and(|x| x.status == "Synced")
             && s.health.as_ref().is_some_and(|h| h.status == "Healthy")
@@ -281,7 +287,9 @@ pub async fn upstream_chain(
 /// For an automatic Promotion: where it came from, with links to the upstream PRs.
 fn upstream_note(p: &Promotion, all: &[&Promotion]) -> Option<String> {
     let from = gates::promoted_from(p)?;
-    let names = p.annotations().get(baton_api::ANNOTATION_UPSTREAM_PROMOTIONS)?;
+    let names = p
+        .annotations()
+        .get(baton_api::ANNOTATION_UPSTREAM_PROMOTIONS)?;
     let ns = p.namespace().unwrap_or_default();
     let links: Vec<String> = names
         .split(',')

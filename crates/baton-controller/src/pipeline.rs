@@ -66,7 +66,14 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Reque
                 .map(|m| (c::REASON_INVALID_SPEC, m))
         });
     let ready = match &problem {
-        Some((reason, message)) => condition(c::TYPE_READY, false, reason, message.clone(), generation, &stamp),
+        Some((reason, message)) => condition(
+            c::TYPE_READY,
+            false,
+            reason,
+            message.clone(),
+            generation,
+            &stamp,
+        ),
         None => condition(
             c::TYPE_READY,
             true,
@@ -83,7 +90,14 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Reque
         let (auto, next) = auto_promote(&ctx, &env, &chain, &own, &all, now).await?;
         set_condition(
             &mut status.conditions,
-            condition(TYPE_AUTO_PROMOTION, auto.0, auto.1, auto.2, generation, &stamp),
+            condition(
+                TYPE_AUTO_PROMOTION,
+                auto.0,
+                auto.1,
+                auto.2,
+                generation,
+                &stamp,
+            ),
         );
         if let Some(next) = next {
             requeue = Some(next.min(RESYNC));

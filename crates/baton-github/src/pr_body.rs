@@ -129,11 +129,7 @@ pub fn body(t: &PrText<'_>) -> String {
                     .run_url
                     .map(|r| format!(" ([run]({r}))"))
                     .unwrap_or_default();
-                head.push_str(&format!(
-                    "- {}: {}{run}\n",
-                    s.services.join(", "),
-                    link(s)
-                ));
+                head.push_str(&format!("- {}: {}{run}\n", s.services.join(", "), link(s)));
             }
         }
     }

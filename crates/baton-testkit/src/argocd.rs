@@ -60,7 +60,11 @@ pub async fn sync(
         .filter(|h| h.status == health)
         .and_then(|h| h.last_transition_time);
     status["health"]["lastTransitionTime"] = json!(old.unwrap_or(now));
-    apps.patch(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
-        .await?;
+    apps.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
     Ok(())
 }

@@ -363,7 +363,9 @@ fn status_effects(
                     plan::superseded_description(
                         &pairs,
                         &p.spec.environment,
-                        s.successor.map(|n| n.by.promotion.as_str()).unwrap_or_default(),
+                        s.successor
+                            .map(|n| n.by.promotion.as_str())
+                            .unwrap_or_default(),
                     ),
                     successor_url,
                 ),

@@ -215,7 +215,11 @@ pub fn upstream(
         let why = match (&latest, version_ok) {
             (None, _) => format!("no Synced promotion of {} to {upstream} yet", svc.name),
             (Some((_, _, s)), false) => {
-                format!("{upstream} runs {}:{}", svc.name, plan::short_value(s.value()))
+                format!(
+                    "{upstream} runs {}:{}",
+                    svc.name,
+                    plan::short_value(s.value())
+                )
             }
             _ => format!(
                 "{} in {upstream} is not Synced and Healthy",
@@ -238,11 +242,7 @@ pub fn upstream(
     let parts: Vec<String> = soaking
         .iter()
         .map(|(what, ran, left)| {
-            format!(
-                "{what} has run for {} ({} left)",
-                human(*ran),
-                human(*left)
-            )
+            format!("{what} has run for {} ({} left)", human(*ran), human(*left))
         })
         .collect();
     let until = now
@@ -296,6 +296,178 @@ pub fn source_allowed(allowed: &[String], repository: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use baton_api::promotion::{PromotionSpec, PromotionStatus, PullRequestStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use serde_json::json;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_790_000_000 + secs).expect("valid")
+    }
+
+    fn promo(name: &str, created: i64, services: &[&str], phase: Phase, pr: u64) -> Promotion {
+        let spec: PromotionSpec = serde_json::from_value(json!({
+            "environment": "production",
+            "source": { "repository": "o/src", "commit": "a".repeat(40) },
+            "services": services.iter().map(|s| json!({ "name": s, "version": "v" })).collect::<Vec<_>>(),
+        }))
+        .expect("spec");
+        let mut p = Promotion::new(name, spec);
+        p.metadata.namespace = Some("team".into());
+        p.metadata.creation_timestamp = Some(Time(at(created)));
+        p.status = Some(PromotionStatus {
+            phase: Some(phase),
+            pull_request: (pr > 0).then(|| PullRequestStatus {
+                number: pr,
+                url: format!("https://github.com/o/g/pull/{pr}"),
+                branch: format!("baton/{name}"),
+                ..PullRequestStatus::default()
+            }),
+            ..PromotionStatus::default()
+        });
+        p
+    }
+
+    fn auto(mut p: Promotion) -> Promotion {
+        p.metadata.labels = Some([(LABEL_PROMOTED_FROM.to_owned(), "staging".to_owned())].into());
+        p
+    }
+
+    #[test]
+    fn automatic_promotions_replace_older_automatic_ones_under_any_queue() {
+        let old = auto(promo("a1", 0, &["api"], Phase::PrOpened, 1));
+        let new = auto(promo("a2", 10, &["api", "web"], Phase::PrOpened, 2));
+        assert!(supersedes(&new, &old, QueuePolicy::Fifo));
+        assert!(
+            !supersedes(&old, &new, QueuePolicy::Fifo),
+            "only newer replaces older"
+        );
+        let merged = auto(promo("a0", 0, &["api"], Phase::Merged, 1));
+        assert!(
+            !supersedes(&new, &merged, QueuePolicy::Fifo),
+            "a merge is never undone"
+        );
+        let failed_new = auto(promo("a3", 20, &["api"], Phase::Failed, 0));
+        assert!(!supersedes(&failed_new, &old, QueuePolicy::Fifo));
+        let by_hand = promo("h", 0, &["api"], Phase::PrOpened, 3);
+        assert!(
+            !supersedes(&new, &by_hand, QueuePolicy::Fifo),
+            "Fifo keeps hand-written ones"
+        );
+        assert!(supersedes(&new, &by_hand, QueuePolicy::LatestWins));
+        let other_service = promo("h2", 0, &["db"], Phase::PrOpened, 4);
+        assert!(!supersedes(&new, &other_service, QueuePolicy::LatestWins));
+    }
+
+    #[test]
+    fn an_open_pull_request_is_replaced_once_the_new_one_has_its_own() {
+        let old = promo("old", 0, &["api"], Phase::PrOpened, 1);
+        let new_pending = promo("new", 10, &["api"], Phase::Pending, 0);
+        assert_eq!(
+            superseded_by(&old, &[&old, &new_pending], QueuePolicy::LatestWins),
+            None
+        );
+        // The newer one does not queue behind the one it replaces.
+        assert_eq!(
+            queue(&new_pending, &[&old, &new_pending], QueuePolicy::LatestWins),
+            None
+        );
+        assert!(queue(&new_pending, &[&old, &new_pending], QueuePolicy::Fifo).is_some());
+        let new_open = promo("new", 10, &["api"], Phase::PrOpened, 2);
+        let newest = promo("newest", 20, &["api"], Phase::PrOpened, 3);
+        let s = superseded_by(&old, &[&old, &new_open, &newest], QueuePolicy::LatestWins)
+            .expect("superseded");
+        assert_eq!(s.by.promotion, "newest");
+        assert_eq!(
+            s.by.pull_request_url.as_deref(),
+            Some("https://github.com/o/g/pull/3")
+        );
+        assert_eq!(
+            s.carries,
+            vec![("api".to_owned(), "o/src".to_owned(), "a".repeat(40))]
+        );
+        // Without a PR of its own, the older one is replaced at once.
+        let old_pending = promo("old", 0, &["api"], Phase::Pending, 0);
+        assert!(
+            superseded_by(
+                &old_pending,
+                &[&old_pending, &new_pending],
+                QueuePolicy::LatestWins
+            )
+            .is_some()
+        );
+    }
+
+    #[test]
+    fn the_soak_clock_starts_at_the_later_of_sync_and_last_health_transition() {
+        let soak = Duration::from_secs(600);
+        assert_eq!(
+            soak_remaining(Some(at(0)), Some(at(-50)), soak, at(100)),
+            Duration::from_secs(500)
+        );
+        assert_eq!(
+            soak_remaining(Some(at(0)), Some(at(300)), soak, at(400)),
+            Duration::from_secs(500),
+            "a blip at 300 restarts it"
+        );
+        assert_eq!(
+            soak_remaining(Some(at(0)), None, soak, at(700)),
+            Duration::ZERO
+        );
+        assert_eq!(human(Duration::from_secs(3 * 3600 + 5)), "3h5s");
+        assert_eq!(human(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn the_upstream_gate_says_how_long_the_soak_still_takes() {
+        let mut up = promo("up", 0, &["api"], Phase::Synced, 1);
+        up.spec.environment = "staging".into();
+        if let Some(s) = up.status.as_mut() {
+            s.phase_times.synced = Some(Time(at(0)));
+        }
+        let down = promo("down", 5, &["api"], Phase::Pending, 0);
+        let app = UpstreamApp {
+            service: "api".into(),
+            name: "api-staging".into(),
+            healthy: true,
+            healthy_since: Some(at(0)),
+        };
+        let b = upstream(
+            &down,
+            "staging",
+            &[&up],
+            &[app.clone()],
+            Duration::from_secs(1800),
+            at(600),
+        )
+        .expect("held");
+        assert_eq!(b.retry_after(), Some(Duration::from_secs(1200)));
+        assert!(
+            b.message().contains("soakTime 30m") && b.message().contains("20m left"),
+            "{}",
+            b.message()
+        );
+        assert_eq!(
+            upstream(
+                &down,
+                "staging",
+                &[&up],
+                &[app.clone()],
+                Duration::from_secs(1800),
+                at(1800)
+            ),
+            None
+        );
+        let sick = UpstreamApp {
+            healthy: false,
+            ..app
+        };
+        let b = upstream(&down, "staging", &[&up], &[sick], Duration::ZERO, at(0)).expect("held");
+        assert_eq!(b.reason(), c_reason_upstream());
+    }
+
+    fn c_reason_upstream() -> &'static str {
+        baton_api::conditions::REASON_UPSTREAM_NOT_READY
+    }
 
     #[test]
     fn source_repositories_allow_exact_names_and_owner_wildcards() {

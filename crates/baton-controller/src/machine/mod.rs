@@ -26,8 +26,8 @@ pub mod health;
 pub mod next_status;
 pub mod pipeline;
 pub mod plan;
-pub mod windows;
 mod types;
+pub mod windows;
 
 pub use types::*;
 
@@ -166,12 +166,11 @@ fn superseded(input: &Inputs<'_>, s: &Successor, pr_open: bool) -> Decision {
             service: service.clone(),
         }));
     }
-    let link = s
-        .by
-        .pull_request_url
-        .as_deref()
-        .map(|u| format!(" ({u})"))
-        .unwrap_or_default();
+    let link =
+        s.by.pull_request_url
+            .as_deref()
+            .map(|u| format!(" ({u})"))
+            .unwrap_or_default();
     Decision::terminal(
         Phase::Superseded,
         c::REASON_SUPERSEDED,

@@ -55,10 +55,11 @@ pub fn records(
         .into_iter()
         .filter_map(|service| {
             let (synced_at, p, svc) = gates::latest_synced(promotions, environment, service)?;
-            let healthy_since = apps
-                .get(service)
-                .filter(|a| a.healthy)
-                .map(|a| synced_at.max(a.healthy_since).unwrap_or(Timestamp::UNIX_EPOCH));
+            let healthy_since = apps.get(service).filter(|a| a.healthy).map(|a| {
+                synced_at
+                    .max(a.healthy_since)
+                    .unwrap_or(Timestamp::UNIX_EPOCH)
+            });
             Some(ServiceRecord {
                 name: service.to_owned(),
                 version: svc.value().to_owned(),
@@ -202,7 +203,11 @@ pub fn auto_name(environment: &str, upstream: &str, carry: &[&ServiceRecord]) ->
     // FNV-1a: stable across builds and platforms (std's hasher is not).
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for r in carry {
-        let commit = r.source.as_ref().map(|s| s.commit.as_str()).unwrap_or_default();
+        let commit = r
+            .source
+            .as_ref()
+            .map(|s| s.commit.as_str())
+            .unwrap_or_default();
         for b in format!("{}={}@{commit};", r.name, r.version).bytes() {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);

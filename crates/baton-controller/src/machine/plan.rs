@@ -128,11 +128,7 @@ pub fn status_description(
 }
 
 /// "Superseded by production-from-staging-1a2b3c4d: api:api-v9.1.1 will not be deployed to production by this promotion".
-pub fn superseded_description(
-    services: &[(&str, &str)],
-    environment: &str,
-    by: &str,
-) -> String {
+pub fn superseded_description(services: &[(&str, &str)], environment: &str, by: &str) -> String {
     let list: Vec<String> = services
         .iter()
         .map(|(s, v)| format!("{s}:{}", short_value(v)))

@@ -530,3 +530,97 @@ fn a_refused_notification_is_tried_again_only_with_new_credentials() {
         }]
     );
 }
+
+// ---- Superseded, soak, windows ----
+
+fn successor(url: Option<&str>) -> Successor {
+    Successor {
+        by: baton_api::promotion::SupersededBy {
+            promotion: "production-from-staging-1".into(),
+            pull_request_url: url.map(Into::into),
+        },
+        carries: vec![],
+    }
+}
+
+#[test]
+fn an_open_pull_request_is_closed_with_a_comment_when_superseded() {
+    let s = status(Some(Phase::PrOpened));
+    let mut i = inputs(&s);
+    i.seen = Seen::Superseded {
+        successor: successor(Some("https://github.com/o/g/pull/9")),
+        pr_open: true,
+    };
+    let d = decide(&i);
+    assert_eq!(d.phase, Phase::Superseded);
+    assert_eq!(d.reason, c::REASON_SUPERSEDED);
+    assert!(
+        d.message.contains("https://github.com/o/g/pull/9"),
+        "{}",
+        d.message
+    );
+    assert_eq!(
+        d.actions,
+        vec![
+            Action::CommentSuperseded,
+            Action::ClosePullRequest,
+            Action::PostSuperseded {
+                service: "api".into()
+            }
+        ]
+    );
+    assert_eq!(d.requeue_after, None, "terminal");
+}
+
+#[test]
+fn a_pending_or_already_closed_promotion_only_drops_its_branch_when_superseded() {
+    for phase in [Phase::Pending, Phase::PrOpened] {
+        let s = status(Some(phase));
+        let mut i = inputs(&s);
+        i.policy = Some(Policy {
+            commit_status: false,
+            ..policy()
+        });
+        i.seen = Seen::Superseded {
+            successor: successor(None),
+            pr_open: false,
+        };
+        let d = decide(&i);
+        assert_eq!(d.phase, Phase::Superseded);
+        assert_eq!(d.actions, vec![Action::DeleteBranch], "{phase}");
+    }
+}
+
+#[test]
+fn superseded_is_terminal() {
+    let s = status(Some(Phase::Superseded));
+    let d = decide(&inputs(&s));
+    assert_eq!(d.phase, Phase::Superseded);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.reason, c::REASON_SUPERSEDED);
+}
+
+#[test]
+fn soaking_and_closed_windows_requeue_exactly_when_they_open() {
+    let s = status(Some(Phase::Pending));
+    let mut i = inputs(&s);
+    i.seen = Seen::Blocked(Blocker::Soaking {
+        message: "soaking".into(),
+        remaining: Duration::from_secs(1234),
+    });
+    let d = decide(&i);
+    assert_eq!(d.reason, c::REASON_SOAKING);
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(1234)));
+    assert!(d.exact, "not shortened to the polling cap");
+    i.seen = Seen::Blocked(Blocker::WindowClosed {
+        message: "freeze".into(),
+        opens_in: Some(Duration::from_secs(64 * 3600)),
+    });
+    let d = decide(&i);
+    assert_eq!(d.reason, c::REASON_WINDOW_CLOSED);
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(64 * 3600)));
+    assert!(d.exact);
+    assert!(d.actions.is_empty(), "no PR while held");
+    i.seen = Seen::Blocked(Blocker::Queued("queued".into()));
+    assert!(!decide(&i).exact, "other blockers are polled");
+}

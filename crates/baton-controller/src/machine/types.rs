@@ -30,7 +30,10 @@ pub enum Blocker {
     UpstreamNotReady(String),
     /// The upstream runs them, but not yet for the Environment's `soakTime`: look again
     /// exactly when the soak ends.
-    Soaking { message: String, remaining: Duration },
+    Soaking {
+        message: String,
+        remaining: Duration,
+    },
     /// A window holds promotions here; look again when it opens.
     WindowClosed {
         message: String,

@@ -60,7 +60,10 @@ pub fn check(p: &Promotion, windows: &[Window], now: Timestamp) -> Outcome {
         return Outcome::Overridden(ov);
     }
     let opens = match opens_at {
-        Some(t) => format!("opens at {}", t.round(k8s_openapi::jiff::Unit::Second).unwrap_or(t)),
+        Some(t) => format!(
+            "opens at {}",
+            t.round(k8s_openapi::jiff::Unit::Second).unwrap_or(t)
+        ),
         None => "does not open within a year".to_owned(),
     };
     Outcome::Closed(Blocker::WindowClosed {

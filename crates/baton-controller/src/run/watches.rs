@@ -128,8 +128,10 @@ fn environments(
 ) -> impl std::future::Future<Output = ()> {
     let controller = Controller::new(apis.environments.clone(), watcher::Config::default());
     let store = controller.store();
-    let mut controller =
-        controller.watches(apis.promotions.clone(), watcher::Config::default(), move |p| {
+    let mut controller = controller.watches(
+        apis.promotions.clone(),
+        watcher::Config::default(),
+        move |p| {
             let ns = p.namespace().unwrap_or_default();
             store
                 .state()
@@ -141,7 +143,8 @@ fn environments(
                 })
                 .map(|e| ObjectRef::from_obj(&*e))
                 .collect::<Vec<_>>()
-        });
+        },
+    );
     for applications in apis.applications {
         let app_ctx = ctx.clone();
         controller = controller.watches(applications, watcher::Config::default(), move |app| {
@@ -150,7 +153,11 @@ fn environments(
     }
     controller
         .graceful_shutdown_on(stop)
-        .run(crate::pipeline::reconcile, crate::pipeline::error_policy, ctx)
+        .run(
+            crate::pipeline::reconcile,
+            crate::pipeline::error_policy,
+            ctx,
+        )
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "environment controller event");

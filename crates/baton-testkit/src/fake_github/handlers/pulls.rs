@@ -217,7 +217,12 @@ fn list_comments(repo: &Repo, n: &str) -> Reply {
 
 /// `POST /issues/{n}/comments`.
 fn add_comment(repo: &mut Repo, req: &RepoRequest, n: &str) -> Reply {
-    let Some(body) = req.body.get("body").and_then(Value::as_str).map(str::to_owned) else {
+    let Some(body) = req
+        .body
+        .get("body")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
         return unprocessable("Invalid request.", "body is required");
     };
     let Some(p) = find_mut(repo, n) else {
@@ -235,7 +240,12 @@ fn add_comment(repo: &mut Repo, req: &RepoRequest, n: &str) -> Reply {
 
 /// `PATCH /issues/comments/{id}`: edited in place.
 fn edit_comment(repo: &mut Repo, req: &RepoRequest, id: &str) -> Reply {
-    let Some(body) = req.body.get("body").and_then(Value::as_str).map(str::to_owned) else {
+    let Some(body) = req
+        .body
+        .get("body")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
         return unprocessable("Invalid request.", "body is required");
     };
     let Some(c) = repo
