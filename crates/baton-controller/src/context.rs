@@ -27,8 +27,8 @@ pub struct Config {
     pub github_plain_http: bool,
 }
 
-/// Application `(namespace, name)` -> the Promotions waiting on it.
-pub type AppIndex = HashMap<(String, String), HashSet<ObjectRef<Promotion>>>;
+/// Application `(namespace, name)` -> the objects (Promotions, Environments) waiting on it.
+pub type AppIndex<K = Promotion> = HashMap<(String, String), HashSet<ObjectRef<K>>>;
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -48,7 +48,7 @@ pub struct Context {
     pub app_index: Mutex<AppIndex>,
     /// Application `(namespace, name)` -> Environments whose status or automatic
     /// promotion depends on it. Bounded by Applications x Environments.
-    env_app_index: Mutex<HashMap<(String, String), HashSet<ObjectRef<Environment>>>>,
+    env_app_index: Mutex<AppIndex<Environment>>,
     /// Consecutive failed reconciles per Promotion, for exponential backoff; an entry
     /// goes on the next success.
     failures: Mutex<HashMap<ObjectRef<Promotion>, u32>>,

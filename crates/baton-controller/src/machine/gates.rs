@@ -435,7 +435,7 @@ mod tests {
             &down,
             "staging",
             &[&up],
-            &[app.clone()],
+            std::slice::from_ref(&app),
             Duration::from_secs(1800),
             at(600),
         )
@@ -451,7 +451,7 @@ mod tests {
                 &down,
                 "staging",
                 &[&up],
-                &[app.clone()],
+                std::slice::from_ref(&app),
                 Duration::from_secs(1800),
                 at(1800)
             ),
