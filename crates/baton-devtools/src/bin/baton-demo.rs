@@ -1,11 +1,14 @@
-//! `make demo`: Baton's main job on a laptop. Starts a real etcd + kube-apiserver (with
-//! kube-controller-manager), real Argo CD (application-controller + repo-server), the
-//! fake GitHub, whose repositories are real Git repositories, and the operator
-//! (`baton run`); creates an Argo CD Application that syncs the GitOps repository
-//! through its `file://` URL, applies an Environment and a Promotion, merges the pull
-//! request as a reviewer would, and prints every phase change, what Argo CD reports
-//! (sync status, revision, health) up to Synced, and the commit status posted.
-//! Everything is stopped at the end; the exit code is non-zero unless Synced.
+//! `make demo`: Baton's main job on a laptop, as a pipeline. Starts a real etcd +
+//! kube-apiserver (with kube-controller-manager), real Argo CD (application-controller
+//! + repo-server), the fake GitHub, whose repositories are real Git repositories, and
+//! the operator (`baton run`); creates Argo CD Applications for staging and production
+//! that sync the GitOps repository through its `file://` URL, and two Environments:
+//! staging, and production with `upstream: staging, autoPromote: true`. A Promotion to
+//! staging is applied; once Argo CD has it Synced there, Baton opens the production
+//! Promotion and its PR by itself. Each PR is merged as a reviewer would, and every
+//! phase change, what Argo CD reports (sync status, revision, health) and the commit
+//! statuses are printed. Everything is stopped at the end; the exit code is non-zero
+//! unless production is Synced.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -23,12 +26,19 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 const GITOPS: &str = "camaradesuk/cluster-gitops";
 const SOURCE: &str = "camaradesuk/syrf-test";
-const FILE: &str = "apps/production/api/configmap.yaml";
-const APP: &str = "api-production";
+const ENVIRONMENTS: [&str; 2] = ["staging", "production"];
+
+fn file(env: &str) -> String {
+    format!("apps/{env}/api/configmap.yaml")
+}
+
+fn app_name(env: &str) -> String {
+    format!("api-{env}")
+}
 
 fn configmap(version: &str) -> String {
     format!(
-        "# api in production; Argo CD deploys this folder\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\ndata:\n  version: {version}   # set by promotion PRs\n"
+        "# api; Argo CD deploys this folder\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\ndata:\n  version: {version}   # set by promotion PRs\n"
     )
 }
 
@@ -42,8 +52,8 @@ fn applications(client: &kube::Client) -> Api<DynamicObject> {
 }
 
 /// `sync status @ revision, health` as Argo CD last wrote them on the Application.
-async fn argo_report(client: &kube::Client) -> Res<String> {
-    let app = applications(client).get(APP).await?;
+async fn argo_report(client: &kube::Client, app: &str) -> Res<String> {
+    let app = applications(client).get(app).await?;
     let at = |p: &str| {
         app.data
             .pointer(p)
@@ -118,7 +128,15 @@ async fn demo() -> Res<()> {
 
     say("starting the fake GitHub (real Git behind it) with the GitOps and service repositories");
     let gh = fake_github::shared();
-    gh.create_repo(GITOPS, "main", &[(FILE, &configmap("api-v9.1.0"))]);
+    let files: Vec<(String, String)> = ENVIRONMENTS
+        .iter()
+        .map(|e| (file(e), configmap("api-v9.1.0")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    gh.create_repo(GITOPS, "main", &refs);
     let source_sha = gh.create_repo(SOURCE, "main", &[("README.md", "SyRF")]);
     let url = gh.git_url(GITOPS).ok_or("GitOps repository missing")?;
     println!(
@@ -127,35 +145,40 @@ async fn demo() -> Res<()> {
         &source_sha[..8]
     );
 
-    say(&format!(
-        "an Argo CD Application {APP} deploys apps/production/api of {GITOPS} into {ns}"
-    ));
-    let app: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-        "metadata": { "name": APP, "namespace": argocd_server::NAMESPACE },
-        "spec": {
-            "project": "default",
-            "source": { "repoURL": url, "path": "apps/production/api", "targetRevision": "main" },
-            "destination": { "server": "https://kubernetes.default.svc", "namespace": ns },
-            "syncPolicy": { "automated": { "prune": true, "selfHeal": true } }
+    for env in ENVIRONMENTS {
+        let app = app_name(env);
+        let target = format!("{ns}-{env}");
+        cp.run_kubectl(["create", "namespace", &target])?;
+        say(&format!(
+            "an Argo CD Application {app} deploys apps/{env}/api of {GITOPS} into {target}"
+        ));
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": { "name": app, "namespace": argocd_server::NAMESPACE },
+            "spec": {
+                "project": "default",
+                "source": { "repoURL": url, "path": format!("apps/{env}/api"), "targetRevision": "main" },
+                "destination": { "server": "https://kubernetes.default.svc", "namespace": target },
+                "syncPolicy": { "automated": { "prune": true, "selfHeal": true } }
+            }
+        }))?;
+        applications(&client)
+            .patch(&app, &PatchParams::apply("demo"), &Patch::Apply(&object))
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let report = argo_report(&client, &app).await?;
+            if report.starts_with("sync Synced")
+                && report.ends_with("health Healthy, last operation Succeeded")
+            {
+                println!("Argo CD: {report}");
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{app} not Synced within 90 s: {report}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-    }))?;
-    applications(&client)
-        .patch(APP, &PatchParams::apply("demo"), &Patch::Apply(&app))
-        .await?;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let report = argo_report(&client).await?;
-        if report.starts_with("sync Synced")
-            && report.ends_with("health Healthy, last operation Succeeded")
-        {
-            println!("Argo CD: {report}");
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(format!("{APP} not Synced within 90 s: {report}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
@@ -165,23 +188,31 @@ async fn demo() -> Res<()> {
             "stringData": { "token": fake_github::TOKEN }
         }))?)
         .await?;
-    let env = json!({
-        "apiVersion": "baton.dev/v1alpha1", "kind": "Environment", "metadata": { "name": "production" },
-        "spec": {
+    say("two Environments: staging, and production (upstream: staging, autoPromote: true)");
+    for (name, extra) in [
+        ("staging", json!({})),
+        (
+            "production",
+            json!({
+                "upstream": "staging", "autoPromote": true,
+                "pullRequest": { "labels": ["requires-review"], "checklist": ["All services have been tested in staging", "No critical issues reported in staging"] }
+            }),
+        ),
+    ] {
+        let mut spec = json!({
             "gitops": { "repository": GITOPS, "branch": "main", "target": { "file": "apps/{environment}/{service}/configmap.yaml", "yamlPath": "data.version" } },
             "applications": { "namespace": argocd_server::NAMESPACE, "name": "{service}-{environment}" },
-            "pullRequest": { "labels": ["requires-review"], "checklist": ["All services have been tested in staging", "No critical issues reported in staging"] },
             "notifications": { "commitStatus": { "context": "argocd/deploy-{environment}" } },
             "github": { "apiUrl": gh.url().replacen("http://", "https://", 1), "secretRef": { "name": "github-app-credentials" } }
+        });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
         }
-    });
-    Api::<baton_api::Environment>::namespaced(client.clone(), ns)
-        .patch(
-            "production",
-            &PatchParams::apply("demo"),
-            &Patch::Apply(&env),
-        )
-        .await?;
+        let env = json!({ "apiVersion": "baton.dev/v1alpha1", "kind": "Environment", "metadata": { "name": name }, "spec": spec });
+        Api::<baton_api::Environment>::namespaced(client.clone(), ns)
+            .patch(name, &PatchParams::apply("demo"), &Patch::Apply(&env))
+            .await?;
+    }
 
     say("starting the operator: baton run");
     let log_path = cp.dir().join("baton.log");
@@ -212,25 +243,75 @@ async fn demo() -> Res<()> {
 }
 
 async fn drive(cp: &ControlPlane, client: &kube::Client, ns: &str, source_sha: &str) -> Res<()> {
-    let gh = fake_github::shared();
-    say("kubectl apply -f promotion.yaml");
+    say("kubectl apply -f promotion.yaml (to staging)");
     let promotion = format!(
-        "apiVersion: baton.dev/v1alpha1\nkind: Promotion\nmetadata:\n  name: api-v9-1-1-to-production\n  namespace: {ns}\nspec:\n  environment: production\n  source:\n    repository: {SOURCE}\n    commit: {source_sha}\n  services:\n    - name: api\n      version: api-v9.1.1\n"
+        "apiVersion: baton.dev/v1alpha1\nkind: Promotion\nmetadata:\n  name: api-v9-1-1-to-staging\n  namespace: {ns}\nspec:\n  environment: staging\n  source:\n    repository: {SOURCE}\n    commit: {source_sha}\n  services:\n    - name: api\n      version: api-v9.1.1\n"
     );
     print!("{promotion}");
-    let file = cp.dir().join("promotion.yaml");
-    std::fs::write(&file, &promotion)?;
-    let out = cp.run_kubectl(["apply", "-f", &file.to_string_lossy()])?;
+    let path = cp.dir().join("promotion.yaml");
+    std::fs::write(&path, &promotion)?;
+    let out = cp.run_kubectl(["apply", "-f", &path.to_string_lossy()])?;
     print!("{}{}", out.stdout, out.stderr);
+    follow(client, ns, "api-v9-1-1-to-staging", "staging", source_sha).await?;
 
+    say("staging is Synced: Baton opens the production Promotion by itself");
     let api: Api<Promotion> = Api::namespaced(client.clone(), ns);
-    let name = "api-v9-1-1-to-production";
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let auto = loop {
+        let list = api.list(&Default::default()).await?;
+        if let Some(p) = list
+            .items
+            .into_iter()
+            .find(|p| p.spec.environment == "production")
+        {
+            break p;
+        }
+        if Instant::now() > deadline {
+            return Err("no automatic production Promotion within 60 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let name = auto.metadata.name.clone().unwrap_or_default();
+    println!(
+        "Promotion {name}, labels {:?}, carrying {}",
+        auto.metadata.labels.clone().unwrap_or_default(),
+        auto.spec
+            .services
+            .iter()
+            .map(|s| format!("{}:{}", s.name, s.value()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    follow(client, ns, &name, "production", source_sha).await?;
+    say("kubectl get environments,promotions");
+    print!(
+        "{}",
+        cp.run_kubectl(["get", "environments,promotions", "-n", ns])?
+            .stdout
+    );
+    Ok(())
+}
+
+/// Follows Promotion `name` to `env` until Synced, merging its PR as a reviewer would,
+/// and prints what Baton, Argo CD and GitHub show along the way.
+async fn follow(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    env: &str,
+    source_sha: &str,
+) -> Res<()> {
+    let gh = fake_github::shared();
+    let app = app_name(env);
+    let api: Api<Promotion> = Api::namespaced(client.clone(), ns);
+    let started = Instant::now();
+    let limit = Duration::from_secs(120);
     let mut seen: Option<Phase> = None;
     let mut argo_seen = String::new();
     loop {
         let p = api.get(name).await?;
         let status = p.status.clone().unwrap_or_default();
+        let t = started.elapsed().as_secs_f64();
         if status.phase != seen {
             seen = status.phase;
             let ready = status
@@ -240,11 +321,7 @@ async fn drive(cp: &ControlPlane, client: &kube::Client, ns: &str, source_sha: &
                 .map(|c| format!("{}: {}", c.reason, c.message))
                 .unwrap_or_default();
             println!(
-                "[{:>5.1}s] phase {:<9} {ready}",
-                120.0
-                    - deadline
-                        .saturating_duration_since(Instant::now())
-                        .as_secs_f64(),
+                "[{t:>5.1}s] {env}: phase {:<9} {ready}",
                 seen.map(|p| p.as_str()).unwrap_or("-")
             );
             match seen {
@@ -259,10 +336,11 @@ async fn drive(cp: &ControlPlane, client: &kube::Client, ns: &str, source_sha: &
                         "          PR #{} {:?} labels {:?}\n          {}",
                         pull.number, pull.title, pull.labels, pr.url
                     );
-                    let diff = gh.file(GITOPS, &pull.head, FILE).unwrap_or_default();
+                    let text = gh.file(GITOPS, &pull.head, &file(env)).unwrap_or_default();
                     println!(
-                        "          {FILE} on the PR branch:\n{}",
-                        diff.lines()
+                        "          {} on the PR branch:\n{}",
+                        file(env),
+                        text.lines()
                             .map(|l| format!("            {l}"))
                             .collect::<Vec<_>>()
                             .join("\n")
@@ -276,28 +354,24 @@ async fn drive(cp: &ControlPlane, client: &kube::Client, ns: &str, source_sha: &
                         .as_ref()
                         .and_then(|pr| pr.merge_commit.clone())
                         .unwrap_or_default();
-                    let parents = gh.parents(GITOPS, &merge);
                     say(&format!(
-                        "merge commit {} (parents {}); Argo CD polls {GITOPS} and syncs {APP}",
+                        "merge commit {}; Argo CD polls {GITOPS} and syncs {app}",
                         &merge[..merge.len().min(8)],
-                        parents
-                            .iter()
-                            .map(|p| &p[..p.len().min(8)])
-                            .collect::<Vec<_>>()
-                            .join(", ")
                     ));
                 }
                 Some(Phase::Synced) => {
-                    println!("          Argo CD: {}", argo_report(client).await?);
+                    println!("          Argo CD: {}", argo_report(client, &app).await?);
                     let cm: Api<k8s_openapi::api::core::v1::ConfigMap> =
-                        Api::namespaced(client.clone(), ns);
+                        Api::namespaced(client.clone(), &format!("{ns}-{env}"));
                     let version = cm
                         .get("api")
                         .await?
                         .data
                         .and_then(|d| d.get("version").cloned())
                         .unwrap_or_default();
-                    println!("          ConfigMap {ns}/api in the cluster: version {version}");
+                    println!(
+                        "          ConfigMap {ns}-{env}/api in the cluster: version {version}"
+                    );
                     for s in gh.statuses(SOURCE, source_sha) {
                         println!(
                             "          commit status on {SOURCE}@{}: {} {} \"{}\"",
@@ -307,14 +381,9 @@ async fn drive(cp: &ControlPlane, client: &kube::Client, ns: &str, source_sha: &
                             s.description
                         );
                     }
-                    say("kubectl get promotions");
-                    print!(
-                        "{}",
-                        cp.run_kubectl(["get", "promotions", "-n", ns])?.stdout
-                    );
                     return Ok(());
                 }
-                Some(Phase::Failed | Phase::Rejected) => {
+                Some(Phase::Failed | Phase::Rejected | Phase::Superseded) => {
                     return Err(format!(
                         "promotion ended {}",
                         seen.map(|p| p.as_str()).unwrap_or_default()
@@ -325,20 +394,14 @@ async fn drive(cp: &ControlPlane, client: &kube::Client, ns: &str, source_sha: &
             }
         }
         if seen == Some(Phase::Merged) {
-            let report = argo_report(client).await?;
+            let report = argo_report(client, &app).await?;
             if report != argo_seen {
-                println!(
-                    "[{:>5.1}s] Argo CD: {report}",
-                    120.0
-                        - deadline
-                            .saturating_duration_since(Instant::now())
-                            .as_secs_f64()
-                );
+                println!("[{t:>5.1}s] Argo CD: {report}");
                 argo_seen = report;
             }
         }
-        if Instant::now() > deadline {
-            return Err("Synced not reached within 120 s".into());
+        if started.elapsed() > limit {
+            return Err(format!("{env}: Synced not reached within 120 s").into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
