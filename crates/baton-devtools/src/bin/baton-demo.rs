@@ -1,6 +1,6 @@
 //! `make demo`: Baton's main job on a laptop, as a pipeline. Starts a real etcd +
 //! kube-apiserver (with kube-controller-manager), real Argo CD (application-controller
-//! + repo-server), the fake GitHub, whose repositories are real Git repositories, and
+//! and repo-server), the fake GitHub, whose repositories are real Git repositories, and
 //! the operator (`baton run`); creates Argo CD Applications for staging and production
 //! that sync the GitOps repository through its `file://` URL, and two Environments:
 //! staging, and production with `upstream: staging, autoPromote: true`. A Promotion to
