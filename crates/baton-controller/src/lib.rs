@@ -20,8 +20,10 @@
 //! - [`context`] holds what reconciles share, and is the one place the concrete GitHub
 //!   provider is constructed; [`fence`] stops writes once leadership is lost.
 //! - [`run`] wires leader election, watches and the HTTP server.
+//! - [`cli`] holds the commands for people and CI jobs (`baton promote`).
 
 pub mod act;
+pub mod cli;
 pub mod context;
 pub mod edit_cmd;
 pub mod error;
