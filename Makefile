@@ -38,7 +38,7 @@ STATIC_TARGET    := x86_64-unknown-linux-gnu
 STATIC_BIN       := target/$(STATIC_TARGET)/release/baton
 
 .PHONY: static
-.PHONY: all build test unit-test crds crds-check fmt fmt-check lint controlplane argocd contract-tools demo bench bench-edit bench-operator clean
+.PHONY: all build test unit-test crds crds-check fmt fmt-check lint controlplane argocd contract-tools demo bench bench-edit bench-operator clean install-kubectl-plugin
 
 all: build
 
@@ -115,6 +115,16 @@ static:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked --target $(STATIC_TARGET) -p baton-controller --bin baton
 	@ldd $(STATIC_BIN) 2>&1 | grep -qE "not a dynamic executable|statically linked" || { echo "$(STATIC_BIN) is not static"; exit 1; }
 	$(STATIC_BIN) --version
+
+# `kubectl baton promote ...`: kubectl runs any `kubectl-<name>` on the PATH as a plugin.
+# A copy, not a symlink, so `cargo clean` does not break it. PREFIX=/usr/local for all users.
+PREFIX ?= $(HOME)/.local
+
+install-kubectl-plugin:
+	$(CARGO) build --release --locked -p baton-controller --bin baton
+	install -d $(PREFIX)/bin
+	install -m 0755 target/release/baton $(PREFIX)/bin/kubectl-baton
+	@echo "installed $(PREFIX)/bin/kubectl-baton; with $(PREFIX)/bin on PATH: kubectl baton promote --help"
 
 bench: bench-edit bench-operator
 

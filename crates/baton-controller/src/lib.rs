@@ -22,8 +22,10 @@
 //! - [`pipeline`] is the second controller, on Environments: their status (what runs
 //!   there) and automatic promotion into them; decisions in [`machine::pipeline`].
 //! - [`run`] wires leader election, watches and the HTTP server.
+//! - [`cli`] holds the commands for people and CI jobs (`baton promote`).
 
 pub mod act;
+pub mod cli;
 pub mod context;
 pub mod edit_cmd;
 pub mod error;

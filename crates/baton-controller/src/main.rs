@@ -3,8 +3,9 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+use baton_controller::cli::{self, promote, promote_io};
 use baton_controller::edit_cmd;
 
 #[derive(Debug, Parser)]
@@ -24,11 +25,47 @@ enum Command {
     Run(baton_controller::run::RunArgs),
     /// Apply a promotion's edit to one YAML file, keeping every other byte (preview by default).
     Edit(edit_cmd::EditArgs),
+    /// Promote service versions to an Environment: create the Promotion (from CI or a terminal).
+    Promote(promote::PromoteArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Installed as `kubectl-baton`, kubectl runs it as a plugin: usage should say so.
+    let program = cli::program_name(std::env::args_os().next().as_deref());
+    let parsed = Cli::command()
+        .bin_name(program)
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Usage errors exit 1, not clap's 2: `baton promote --wait` keeps 2 for
+            // "timed out", so a CI script can tell the two apart.
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match cli.command {
+        Command::Promote(args) => {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("{program} promote: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(promote_io::run(&args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{program} promote: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
         Command::Run(args) => {
             init_logging();
             let runtime = match tokio::runtime::Runtime::new() {
