@@ -695,3 +695,62 @@ async fn the_api_server_refuses_pipeline_settings_that_cannot_work() {
         assert!(err.to_string().contains(expect), "{expect}: {err}");
     }
 }
+
+/// A window that closes while an auto-merge PR waits turns auto-merge off (GitHub
+/// cannot merge during the freeze) and on again when it opens.
+#[tokio::test]
+async fn a_closed_window_holds_auto_merge_of_an_open_pull_request() {
+    let w = World::new("hold-merge", &["api"]).await;
+    w.environment(
+        "production",
+        json!({ "pullRequest": { "autoMerge": true } }),
+    )
+    .await;
+    w.promote("api-production", "production", &[("api", "api-v2")])
+        .await;
+    w.wait_phase("api-production", Phase::PrOpened, T).await;
+    let auto_merge = || w.pulls().first().map(|p| p.auto_merge);
+    assert_eq!(auto_merge(), Some(true));
+
+    let begun = k8s_openapi::jiff::Timestamp::now()
+        .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(60))
+        .unwrap();
+    let schedule = format!(
+        "{} {} * * *",
+        begun.in_tz("UTC").unwrap().minute(),
+        begun.in_tz("UTC").unwrap().hour()
+    );
+    w.environment(
+        "production",
+        json!({ "pullRequest": { "autoMerge": true }, "windows": [ { "kind": "Deny", "schedule": schedule, "duration": "2h", "reason": "release freeze" } ] }),
+    )
+    .await;
+    let held = w
+        .wait_reason("api-production", c::REASON_WINDOW_CLOSED)
+        .await;
+    assert!(
+        ready(&held).message.contains("auto-merge is off"),
+        "{}",
+        ready(&held).message
+    );
+    assert_eq!(auto_merge(), Some(false), "auto-merge turned off on GitHub");
+    assert!(
+        held.status
+            .as_ref()
+            .and_then(|s| s.pull_request.as_ref())
+            .is_some_and(|p| p.auto_merge_held)
+    );
+
+    w.environment(
+        "production",
+        json!({ "pullRequest": { "autoMerge": true } }),
+    )
+    .await;
+    w.wait_reason("api-production", c::REASON_WAITING_FOR_REVIEW)
+        .await;
+    let deadline = Instant::now() + T;
+    while auto_merge() != Some(true) {
+        assert!(Instant::now() < deadline, "auto-merge not turned on again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -282,6 +282,10 @@ pub struct PullRequestStatus {
     /// When Baton observed the merge or close.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_at: Option<Time>,
+    /// Baton turned auto-merge off because a window closed; it turns it on again when
+    /// the window opens.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_merge_held: bool,
 }
 
 /// One Argo CD Application as observed, with the time and generation of the observation.

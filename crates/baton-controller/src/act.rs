@@ -78,6 +78,39 @@ pub async fn perform<G: Provider>(
             status: commit_status,
         } => post_status(s, w, services, *kind, repo, sha, commit_status, status).await,
         Effect::CreateRelease { repo, note } => create_release(s, w, repo, note, status).await,
+        Effect::SetAutoMerge { node_id, enabled } => {
+            w.fence().check()?;
+            let problem = s.gh.set_auto_merge(node_id, *enabled).await?;
+            let url = status
+                .pull_request
+                .as_ref()
+                .map(|pr| pr.url.clone())
+                .unwrap_or_default();
+            match problem {
+                None => {
+                    tracing::info!(promotion = %name(s.promotion), pr = %url, enabled, "auto-merge switched for the Environment's window");
+                    if let Some(pr) = status.pull_request.as_mut() {
+                        pr.auto_merge_held = !enabled;
+                    }
+                }
+                Some(problem) => {
+                    events::publish(
+                        s.ctx,
+                        s.promotion,
+                        Happened::AutoMergeUnavailable {
+                            url: &url,
+                            problem: &problem,
+                        },
+                    )
+                    .await;
+                    // Not retried in a loop: the PR is still reviewed and merged by hand.
+                    if let Some(pr) = status.pull_request.as_mut() {
+                        pr.auto_merge_held = false;
+                    }
+                }
+            }
+            Ok(())
+        }
         Effect::CommentPullRequest {
             repo,
             number,

@@ -25,7 +25,7 @@ use crate::machine::gates::{self, UpstreamApp};
 use crate::machine::health::{self, AppState, Need, Reaches};
 use crate::machine::plan::{self, AppRef};
 use crate::machine::{
-    AppSeen, AppView, Blocker, Policy, Prepared, Seen, Successor, pipeline, windows,
+    AppSeen, AppView, Blocker, MergeWindow, Policy, Prepared, Seen, Successor, pipeline, windows,
 };
 
 /// What one reconcile saw.
@@ -130,7 +130,13 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
             let promotions = ctx.promotions(&ns).await?;
             let all: Vec<&Promotion> = promotions.iter().map(AsRef::as_ref).collect();
             let successor = gates::superseded_by(p, &all, pol.queue);
-            pr_opened(&*gh, &repo, &status, successor).await?
+            let hold = env.spec.pull_request.auto_merge.then(|| {
+                match windows::check(p, &env.spec.windows, now) {
+                    windows::Outcome::Closed(b) => Some(b),
+                    _ => None,
+                }
+            });
+            pr_opened(&*gh, &repo, &status, successor, hold).await?
         }
         Phase::Merged => merged(p, ctx, &*gh, &env, &status, now).await?,
         _ => Seen::Nothing,
@@ -355,16 +361,19 @@ async fn pr_opened<G: Provider>(
     repo: &RepoRef,
     status: &PromotionStatus,
     successor: Option<Successor>,
+    hold: Option<Option<Blocker>>,
 ) -> Result<Seen, Error> {
     let Some(pr) = status.pull_request.as_ref().filter(|pr| pr.number > 0) else {
         return Ok(Seen::PullRequest {
             state: None,
             review: None,
+            merge_window: None,
         });
     };
     // Always a conditional GET (free when unchanged): a webhook only wakes the
     // reconcile, it never moves the phase by itself.
-    let state = gh.observe(repo, pr.number).await?.state;
+    let found = gh.observe(repo, pr.number).await?;
+    let state = found.state.clone();
     // A merged PR is never superseded: its change is in Git already.
     if let Some(successor) = successor
         && !matches!(state, PrState::Merged { .. })
@@ -379,9 +388,18 @@ async fn pr_opened<G: Provider>(
         PrState::Open => Some(gh.review_decision(repo, pr.number).await?),
         _ => None,
     };
+    let merge_window = match (hold, found.node_id) {
+        (Some(hold), Some(node_id)) => Some(MergeWindow {
+            node_id,
+            enabled: found.auto_merge_enabled,
+            hold,
+        }),
+        _ => None,
+    };
     Ok(Seen::PullRequest {
         state: Some(state),
         review,
+        merge_window,
     })
 }
 

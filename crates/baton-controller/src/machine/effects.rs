@@ -50,6 +50,11 @@ pub enum Effect {
         repo: RepoRef,
         note: ReleaseNote,
     },
+    /// Auto-merge on or off on the open PR.
+    SetAutoMerge {
+        node_id: String,
+        enabled: bool,
+    },
     /// A comment on the PR, posted once (a comment carrying `marker` is not repeated).
     CommentPullRequest {
         repo: RepoRef,
@@ -71,6 +76,7 @@ impl Effect {
             Effect::PostStatus { .. } => "post commit status",
             Effect::CreateRelease { .. } => "create release",
             Effect::CommentPullRequest { .. } => "comment on pull request",
+            Effect::SetAutoMerge { .. } => "set auto-merge",
         }
     }
 }
@@ -159,6 +165,10 @@ pub fn build(actions: &[Action], s: &Subject<'_>) -> Result<Vec<Effect>, PlanErr
                 }
             }
             Action::CommentSuperseded => {}
+            Action::SetAutoMerge { node_id, enabled } => out.push(Effect::SetAutoMerge {
+                node_id: node_id.clone(),
+                enabled: *enabled,
+            }),
         }
     }
     let mut posts = status_effects(s, &statuses)?;

@@ -60,7 +60,23 @@ pub fn decide(input: &Inputs<'_>) -> Decision {
         (Phase::Pending, Seen::Blocked(b)) => blocked(Phase::Pending, b),
         (Phase::Pending, Seen::AlreadyApplied { commit }) => already_applied(commit),
         (Phase::Pending, _) => open_pull_request(),
-        (Phase::PrOpened, Seen::PullRequest { state, review }) => {
+        (
+            Phase::PrOpened,
+            Seen::PullRequest {
+                state: Some(PrState::Open),
+                merge_window: Some(w),
+                ..
+            },
+        ) if w.hold.is_some()
+            || input
+                .status
+                .pull_request
+                .as_ref()
+                .is_some_and(|p| p.auto_merge_held) =>
+        {
+            merge_window(input, w)
+        }
+        (Phase::PrOpened, Seen::PullRequest { state, review, .. }) => {
             pr_opened(input, state.as_ref(), *review)
         }
         (Phase::PrOpened, Seen::Blocked(b)) | (Phase::Merged, Seen::Blocked(b)) => {
@@ -151,6 +167,34 @@ fn reason_constant(stored: &str) -> &'static str {
         .copied()
         .find(|r| *r == stored)
         .unwrap_or(c::REASON_SYNC_TIMEOUT)
+}
+
+/// A window holds merges: auto-merge goes off while it is closed (so GitHub cannot
+/// merge during a freeze) and on again when it opens.
+fn merge_window(input: &Inputs<'_>, w: &MergeWindow) -> Decision {
+    let set = |enabled| Action::SetAutoMerge {
+        node_id: w.node_id.clone(),
+        enabled,
+    };
+    match &w.hold {
+        Some(b) => Decision {
+            actions: if w.enabled { vec![set(false)] } else { vec![] },
+            ..blocked(
+                Phase::PrOpened,
+                &Blocker::WindowClosed {
+                    message: format!(
+                        "pull request open; auto-merge is off until the window opens: {}",
+                        b.message()
+                    ),
+                    opens_in: b.retry_after(),
+                },
+            )
+        },
+        None => Decision {
+            actions: vec![set(true)],
+            ..pr_opened(input, Some(&PrState::Open), None)
+        },
+    }
 }
 
 /// A newer Promotion replaces this unmerged one: its PR is closed with a comment

@@ -84,6 +84,7 @@ fn pr(state: PrState) -> Seen {
     Seen::PullRequest {
         state: Some(state),
         review: None,
+        merge_window: None,
     }
 }
 
@@ -226,11 +227,13 @@ fn review_decision_is_told_while_waiting() {
     i.seen = Seen::PullRequest {
         state: Some(PrState::Open),
         review: Some(ReviewDecision::ChangesRequested),
+        merge_window: None,
     };
     assert!(decide(&i).message.contains("requested changes"));
     i.seen = Seen::PullRequest {
         state: Some(PrState::Open),
         review: Some(ReviewDecision::Approved),
+        merge_window: None,
     };
     let d = decide(&i);
     assert_eq!(d.phase, Phase::PrOpened);
@@ -623,4 +626,67 @@ fn soaking_and_closed_windows_requeue_exactly_when_they_open() {
     assert!(d.actions.is_empty(), "no PR while held");
     i.seen = Seen::Blocked(Blocker::Queued("queued".into()));
     assert!(!decide(&i).exact, "other blockers are polled");
+}
+
+#[test]
+fn a_closed_window_turns_auto_merge_off_and_an_open_one_back_on() {
+    let s = status(Some(Phase::PrOpened));
+    let mut i = inputs(&s);
+    let hold = Blocker::WindowClosed {
+        message: "freeze".into(),
+        opens_in: Some(Duration::from_secs(600)),
+    };
+    i.seen = Seen::PullRequest {
+        state: Some(PrState::Open),
+        review: None,
+        merge_window: Some(MergeWindow {
+            node_id: "PR_1".into(),
+            enabled: true,
+            hold: Some(hold.clone()),
+        }),
+    };
+    let d = decide(&i);
+    assert_eq!(d.phase, Phase::PrOpened);
+    assert_eq!(d.reason, c::REASON_WINDOW_CLOSED);
+    assert_eq!(
+        d.actions,
+        vec![Action::SetAutoMerge {
+            node_id: "PR_1".into(),
+            enabled: false
+        }]
+    );
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(600)));
+    // Already off: nothing to do but wait.
+    if let Seen::PullRequest {
+        merge_window: Some(w),
+        ..
+    } = &mut i.seen
+    {
+        w.enabled = false;
+    }
+    assert!(decide(&i).actions.is_empty());
+    // The window opened: on again, only if Baton turned it off.
+    if let Seen::PullRequest {
+        merge_window: Some(w),
+        ..
+    } = &mut i.seen
+    {
+        w.hold = None;
+    }
+    assert!(decide(&i).actions.is_empty(), "never held: left alone");
+    let mut held = status(Some(Phase::PrOpened));
+    if let Some(pr) = held.pull_request.as_mut() {
+        pr.auto_merge_held = true;
+    }
+    let mut j = inputs(&held);
+    j.seen = i.seen.clone();
+    let d = decide(&j);
+    assert_eq!(
+        d.actions,
+        vec![Action::SetAutoMerge {
+            node_id: "PR_1".into(),
+            enabled: true
+        }]
+    );
+    assert_eq!(d.reason, c::REASON_WAITING_FOR_REVIEW);
 }

@@ -95,6 +95,17 @@ pub struct Successor {
     pub carries: Vec<(String, String, String)>,
 }
 
+/// Auto-merge of an open PR against the Environment's windows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeWindow {
+    /// The PR's GraphQL node id (auto-merge is switched through GraphQL).
+    pub node_id: String,
+    /// Auto-merge is on now.
+    pub enabled: bool,
+    /// A window holds merges now (`WindowClosed`), or `None`.
+    pub hold: Option<Blocker>,
+}
+
 /// One Application of the promotion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppView {
@@ -152,6 +163,8 @@ pub enum Seen {
     PullRequest {
         state: Option<PrState>,
         review: Option<ReviewDecision>,
+        /// With the Environment's auto-merge: what the windows say now.
+        merge_window: Option<MergeWindow>,
     },
     /// Merged: every Application of the promotion.
     Applications(Vec<AppSeen>),
@@ -189,6 +202,11 @@ pub enum Action {
     CreateRelease,
     /// A comment on the open PR linking the Promotion that replaced this one.
     CommentSuperseded,
+    /// Auto-merge off while a window is closed, on again once it opens.
+    SetAutoMerge {
+        node_id: String,
+        enabled: bool,
+    },
     /// `error` commit status: replaced by a newer Promotion (not posted on a commit the
     /// newer one carries too).
     PostSuperseded {

@@ -32,6 +32,7 @@ pub enum Operation {
     AddLabels,
     RequestReviewers,
     EnableAutoMerge,
+    DisableAutoMerge,
     ListStatuses,
     CreateStatus,
     GetRelease,
@@ -66,6 +67,7 @@ impl Operation {
             Operation::AddLabels => "add_labels",
             Operation::RequestReviewers => "request_reviewers",
             Operation::EnableAutoMerge => "enable_auto_merge",
+            Operation::DisableAutoMerge => "disable_auto_merge",
             Operation::ListStatuses => "list_statuses",
             Operation::CreateStatus => "create_status",
             Operation::GetRelease => "get_release",
@@ -380,7 +382,7 @@ impl GitHub {
             builder = builder.header("if-none-match", etag);
         }
         let crab = match (&self.graphql, op) {
-            (Some(g), Operation::EnableAutoMerge) => g,
+            (Some(g), Operation::EnableAutoMerge | Operation::DisableAutoMerge) => g,
             _ => &self.crab,
         };
         let request = crab

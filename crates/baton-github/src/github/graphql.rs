@@ -36,4 +36,33 @@ impl GitHub {
                     .to_owned()
             }))
     }
+
+    /// Disables auto-merge (a window closed while the PR waits). A PR without it is
+    /// fine; a refusal is returned as text.
+    pub(crate) async fn disable_auto_merge(
+        &self,
+        node_id: &str,
+    ) -> Result<Option<String>, GitHubError> {
+        let body = json!({
+            "query": "mutation($id: ID!) { disablePullRequestAutoMerge(input: { pullRequestId: $id }) { pullRequest { number } } }",
+            "variables": { "id": node_id }
+        });
+        let v = self
+            .call(
+                Operation::DisableAutoMerge,
+                Method::POST,
+                "/graphql".into(),
+                Some(body),
+            )
+            .await?
+            .ok(Operation::DisableAutoMerge)?;
+        Ok(v.get("errors")
+            .and_then(Value::as_array)
+            .and_then(|e| e.first())
+            .map(|e| {
+                str_at(e, &["message"])
+                    .unwrap_or("auto-merge could not be disabled")
+                    .to_owned()
+            }))
+    }
 }

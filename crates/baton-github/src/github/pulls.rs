@@ -228,6 +228,18 @@ impl PullRequests for GitHub {
         pull_request(&v)
     }
 
+    async fn set_auto_merge(
+        &self,
+        node_id: &str,
+        enabled: bool,
+    ) -> Result<Option<String>, GitHubError> {
+        if enabled {
+            self.enable_auto_merge(node_id).await
+        } else {
+            self.disable_auto_merge(node_id).await
+        }
+    }
+
     async fn comment_once(
         &self,
         repo: &RepoRef,

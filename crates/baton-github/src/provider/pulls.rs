@@ -127,6 +127,14 @@ pub trait PullRequests {
         marker: &str,
         body: &str,
     ) -> impl Future<Output = Result<(), GitHubError>> + Send;
+    /// Turns auto-merge on or off on an open PR (node id from [`PullRequest::node_id`]):
+    /// off while a window holds merges, on again when it opens. A refusal (repository
+    /// settings) is returned as text, not as an error.
+    fn set_auto_merge(
+        &self,
+        node_id: &str,
+        enabled: bool,
+    ) -> impl Future<Output = Result<Option<String>, GitHubError>> + Send;
     /// Closes an unmerged PR and deletes its branch.
     fn close_and_delete_branch(
         &self,

@@ -1,5 +1,5 @@
-//! `POST /graphql`: the one mutation Baton sends, enabling auto-merge on a pull
-//! request. GraphQL errors come back as 200 with `errors`, as GitHub sends them.
+//! `POST /graphql`: the mutations Baton sends, enabling and disabling auto-merge on a
+//! pull request. GraphQL errors come back as 200 with `errors`, as GitHub sends them.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -13,12 +13,16 @@ pub fn handle(state: &mut State, body: &Value) -> Reply {
         .get("query")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if !query.contains("enablePullRequestAutoMerge") {
+    let mutation = if query.contains("enablePullRequestAutoMerge") {
+        "enablePullRequestAutoMerge"
+    } else if query.contains("disablePullRequestAutoMerge") {
+        "disablePullRequestAutoMerge"
+    } else {
         return reply(
             StatusCode::OK,
-            json!({ "errors": [{ "message": "the fake GitHub only knows enablePullRequestAutoMerge" }] }),
+            json!({ "errors": [{ "message": "the fake GitHub only knows enablePullRequestAutoMerge and disablePullRequestAutoMerge" }] }),
         );
-    }
+    };
     // The argument names the variable that carries the id, as GitHub resolves it (the
     // contract gate has already checked the document against GitHub's schema).
     let id = argument_variable(query, "pullRequestId")
@@ -36,11 +40,11 @@ pub fn handle(state: &mut State, body: &Value) -> Reply {
                     json!({ "errors": [{ "message": "Pull request is not open", "type": "UNPROCESSABLE" }] }),
                 );
             }
-            p.auto_merge = true;
+            p.auto_merge = mutation == "enablePullRequestAutoMerge";
             p.version += 1;
             return reply(
                 StatusCode::OK,
-                json!({ "data": { "enablePullRequestAutoMerge": { "pullRequest": { "number": p.number } } } }),
+                json!({ "data": { mutation: { "pullRequest": { "number": p.number } } } }),
             );
         }
     }
