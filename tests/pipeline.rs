@@ -754,3 +754,47 @@ async fn a_closed_window_holds_auto_merge_of_an_open_pull_request() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A time zone the API server cannot check is named in the Environment's condition and
+/// holds its Promotions with `InvalidSpec` instead of letting them through.
+#[tokio::test]
+async fn an_unknown_time_zone_is_named_and_holds_promotions() {
+    let w = World::new("bad-zone", &["api"]).await;
+    w.environment(
+        "production",
+        json!({ "windows": [ { "kind": "Deny", "schedule": "0 17 * * 5", "duration": "64h", "timeZone": "Europe/Lodnon" } ] }),
+    )
+    .await;
+    w.promote("api-production", "production", &[("api", "api-v2")])
+        .await;
+    let held = w
+        .wait_reason("api-production", c::REASON_INVALID_SPEC)
+        .await;
+    assert!(
+        ready(&held).message.contains("Europe/Lodnon"),
+        "{}",
+        ready(&held).message
+    );
+    let api: Api<Environment> = Api::namespaced(w.client.clone(), &w.ns);
+    let deadline = Instant::now() + T;
+    loop {
+        let env = api.get("production").await.unwrap();
+        let cond = env.status.as_ref().and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.r#type == c::TYPE_READY)
+                .cloned()
+        });
+        if let Some(cond) = cond.filter(|c| c.reason == c::REASON_INVALID_SPEC) {
+            assert!(cond.message.contains("Europe/Lodnon"), "{}", cond.message);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no InvalidSpec condition: {:?}",
+            env.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(w.pulls().is_empty());
+}
