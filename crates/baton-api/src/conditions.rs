@@ -72,6 +72,8 @@ pub const REASON_WINDOW_CLOSED: &str = "WindowClosed";
 pub const REASON_UPSTREAM_CYCLE: &str = "UpstreamCycle";
 /// Environment `Ready`: the pipeline definition is usable.
 pub const REASON_PIPELINE_VALID: &str = "PipelineValid";
+pub const REASON_VERSION_BLOCKED: &str = "VersionBlocked";
+pub const REASON_ROLLBACK_FAILED: &str = "RollbackFailed";
 
 /// Every reason Baton writes, so a reason read back from status maps to its constant.
 pub const ALL_REASONS: &[&str] = &[
@@ -99,6 +101,8 @@ pub const ALL_REASONS: &[&str] = &[
     REASON_WINDOW_CLOSED,
     REASON_UPSTREAM_CYCLE,
     REASON_PIPELINE_VALID,
+    REASON_VERSION_BLOCKED,
+    REASON_ROLLBACK_FAILED,
 ];
 
 /// Every reason that means "something is in the way": shown with a Warning Event when it
@@ -113,6 +117,7 @@ pub const PROBLEM_REASONS: &[&str] = &[
     REASON_QUEUED,
     REASON_APPLICATION_MISSING,
     REASON_UPSTREAM_CYCLE,
+    REASON_VERSION_BLOCKED,
 ];
 
 /// Sets `new` in `conditions`, keeping `last_transition_time` when the status did not change.

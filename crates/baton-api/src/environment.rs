@@ -79,6 +79,13 @@ pub struct EnvironmentSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub windows: Vec<Window>,
+    /// Rollbacks to this Environment.
+    #[serde(default)]
+    pub rollback: RollbackPolicy,
+    /// How many earlier Synced versions per service `status.services[].history` keeps.
+    #[serde(default = "default_history_limit")]
+    #[schemars(range(min = 1, max = 100))]
+    pub history_limit: u32,
     /// Pull request policy.
     #[serde(default)]
     pub pull_request: PullRequestPolicy,
@@ -115,6 +122,24 @@ pub enum QueuePolicy {
     /// A newer Promotion replaces any older unmerged one that touches one of its services:
     /// the older ends `Superseded`, its pull request closed.
     LatestWins,
+}
+
+fn default_history_limit() -> u32 {
+    10
+}
+
+/// How rollbacks behave in an Environment.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackPolicy {
+    /// A Promotion that fails after its merge (Degraded past the grace period, not
+    /// Synced in time, sync failed) is rolled back at once, to each service's last good
+    /// version. A failed rollback is never rolled back.
+    #[serde(default)]
+    pub automatic: bool,
+    /// Rollback pull requests get GitHub auto-merge.
+    #[serde(default)]
+    pub auto_merge: bool,
 }
 
 /// Whether a window allows or denies promotions while it is open.
@@ -175,6 +200,37 @@ pub struct EnvironmentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub services: Vec<ServiceRecord>,
+    /// Versions rolled back here: new Promotions of them wait (`VersionBlocked`) until
+    /// unblocked (`baton unblock`) or overridden (`baton.dev/allow-blocked`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<BlockedVersion>,
+}
+
+/// A version kept out of an Environment after a rollback.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockedVersion {
+    pub service: String,
+    pub version: String,
+    /// The rollback Promotion that blocked it.
+    pub rollback: String,
+    /// Its reason.
+    pub reason: String,
+    /// When the rollback was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+}
+
+/// One earlier Synced version of a service.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceRef>,
+    pub promotion: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_at: Option<Time>,
 }
 
 /// What runs in an Environment for one service.
@@ -197,6 +253,10 @@ pub struct ServiceRecord {
     /// version (absent while it is not): the soak clock of downstream Environments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy_since: Option<Time>,
+    /// Earlier Synced versions, newest first (`spec.historyLimit` of them): what a
+    /// rollback goes back to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
 }
 
 fn default_sync_timeout() -> String {

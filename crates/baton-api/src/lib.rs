@@ -88,3 +88,10 @@ pub const LABEL_PROMOTED_FROM: &str = "baton.dev/promoted-from";
 /// Annotation on automatic Promotions: the upstream Promotions (comma-separated) whose
 /// Synced versions they carry.
 pub const ANNOTATION_UPSTREAM_PROMOTIONS: &str = "baton.dev/upstream-promotions";
+/// Label every rollback Promotion and its pull request carry.
+pub const LABEL_ROLLBACK: &str = "rollback";
+/// Annotation on a rollback Promotion: a person unblocked the versions it blocked; the
+/// value is `<reason>` (who and when are recorded in the Environment's status).
+pub const ANNOTATION_UNBLOCKED: &str = "baton.dev/unblocked";
+/// Annotation that lets one Promotion carry a blocked version; its value is the reason.
+pub const ANNOTATION_ALLOW_BLOCKED: &str = "baton.dev/allow-blocked";

@@ -53,6 +53,29 @@ pub struct PromotionSpec {
     #[schemars(length(min = 1, max = 50))]
     #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("service names must be unique"))]
     pub services: Vec<ServiceVersion>,
+    /// Set on a rollback: it skips the upstream gate, soak time and Deny windows, is
+    /// labelled `rollback`, and blocks the versions it rolls back from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackSpec>,
+}
+
+/// Why and from what a Promotion rolls back.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackSpec {
+    /// Why, shown in the PR, statuses and Events.
+    #[schemars(length(min = 1, max = 500))]
+    pub reason: String,
+    /// The Promotion rolled back (the failed one, or the one that brought the current
+    /// version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub of: Option<String>,
+    /// The versions running before the rollback, per service: they are blocked in
+    /// this Environment until unblocked, and their commits get a failure status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub from: Vec<ServiceVersion>,
 }
 
 /// Where a promotion's versions were built from.
@@ -228,6 +251,9 @@ pub struct PromotionStatus {
     /// A break-glass override of the Environment's windows, as recorded when used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_override: Option<WindowOverride>,
+    /// The rollback Promotion created when this one failed after its merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_by: Option<String>,
 }
 
 /// The newer Promotion that replaced this one.
@@ -383,6 +409,8 @@ pub enum NotificationKind {
     SupersededStatus,
     /// Comment on the closed pull request linking its replacement.
     SupersededComment,
+    /// Failure status on the commit of a version a rollback removed.
+    RolledBackStatus,
 }
 
 /// A notification Baton attempted, recorded before the attempt so a restart knows to

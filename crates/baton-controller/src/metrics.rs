@@ -3,7 +3,6 @@
 //! results, GitHub operations and error categories; never free text.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use baton_api::Phase;
@@ -88,6 +87,21 @@ pub struct DeploymentLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RollbackLabels {
+    pub environment: String,
+    pub service: String,
+    pub result: RollbackResult,
+}
+
+/// Where a rollback Promotion stands, for the rollback counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum RollbackResult {
+    InProgress,
+    Synced,
+    Failed,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GitHubLabels {
     pub operation: &'static str,
     pub class: &'static str,
@@ -112,11 +126,11 @@ pub struct Metrics {
     pub lead_time_seconds: Family<EnvLabels, Histogram, fn() -> Histogram>,
     pub deployments: Family<DeploymentLabels, Counter>,
     pub restore_seconds: Family<EnvLabels, Histogram, fn() -> Histogram>,
+    pub rollbacks: Family<RollbackLabels, Gauge>,
     pub github_requests: Family<GitHubLabels, Counter>,
     pub github_remaining: Gauge,
     pub reconcile_seconds: Histogram,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
-    last_failure: Mutex<HashMap<(String, String), Timestamp>>,
 }
 
 impl Default for Metrics {
@@ -135,11 +149,11 @@ impl Metrics {
             lead_time_seconds: Family::new_with_constructor(seconds_histogram),
             deployments: Family::default(),
             restore_seconds: Family::new_with_constructor(seconds_histogram),
+            rollbacks: Family::default(),
             github_requests: Family::default(),
             github_remaining: Gauge::default(),
             reconcile_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             reconcile_errors: Family::default(),
-            last_failure: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
         registry.register(
@@ -163,7 +177,12 @@ impl Metrics {
             "Finished promotions per service (DORA deployment frequency and change failure rate)",
             m.deployments.clone(),
         );
-        registry.register("time_to_restore_seconds", "From a failed promotion to the next Synced one of the same service (DORA time to restore)", m.restore_seconds.clone());
+        registry.register("time_to_restore_seconds", "From a failure (the failed promotion, or the rollback's creation) to its rollback Synced (DORA time to restore); from object timestamps, so restarts lose nothing", m.restore_seconds.clone());
+        registry.register(
+            "rollbacks",
+            "Rollback Promotions per environment, service and result (counted from the API objects)",
+            m.rollbacks.clone(),
+        );
         registry.register(
             "github_requests",
             "GitHub API requests by operation and status class (304s are free)",
@@ -248,18 +267,6 @@ impl Metrics {
                             result: Outcome::Success,
                         })
                         .inc();
-                    let failed = self
-                        .last_failure
-                        .lock()
-                        .ok()
-                        .and_then(|mut m| m.remove(&(env.clone(), service.clone())));
-                    if let Some(t) = failed {
-                        self.restore_seconds
-                            .get_or_create(&EnvLabels {
-                                environment: env.clone(),
-                            })
-                            .observe(at.duration_since(t).as_secs_f64().max(0.0));
-                    }
                 }
             }
             Phase::Failed => {
@@ -271,12 +278,47 @@ impl Metrics {
                             result: Outcome::Failure,
                         })
                         .inc();
-                    if let Ok(mut m) = self.last_failure.lock() {
-                        m.entry((env.clone(), service.clone())).or_insert(at);
-                    }
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A rollback reached Synced `seconds` after the failure it answers.
+    pub fn restored(&self, environment: &str, seconds: f64) {
+        self.restore_seconds
+            .get_or_create(&EnvLabels {
+                environment: environment.to_owned(),
+            })
+            .observe(seconds.max(0.0));
+    }
+
+    /// Sets the rollback counts of `environment` from its rollback Promotions.
+    pub fn set_rollbacks(
+        &self,
+        environment: &str,
+        counts: &HashMap<(String, RollbackResult), i64>,
+    ) {
+        for result in [
+            RollbackResult::InProgress,
+            RollbackResult::Synced,
+            RollbackResult::Failed,
+        ] {
+            let services: std::collections::BTreeSet<&String> =
+                counts.keys().map(|(s, _)| s).collect();
+            for service in services {
+                let n = counts
+                    .get(&(service.clone(), result.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                self.rollbacks
+                    .get_or_create(&RollbackLabels {
+                        environment: environment.to_owned(),
+                        service: service.clone(),
+                        result: result.clone(),
+                    })
+                    .set(n);
+            }
         }
     }
 
@@ -355,7 +397,24 @@ mod tests {
             at(4600),
             Some(at(-600)),
         );
+        // A rollback Synced 600 s after the failure it answers.
+        m.restored("production", 600.0);
+        let mut counts = HashMap::new();
+        counts.insert(("api".to_owned(), RollbackResult::Synced), 1);
+        m.set_rollbacks("production", &counts);
         let text = m.encode();
+        assert!(
+            text.contains(
+                r#"baton_rollbacks{environment="production",service="api",result="Synced"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"baton_rollbacks{environment="production",service="api",result="Failed"} 0"#
+            ),
+            "{text}"
+        );
         assert!(text.contains(r#"baton_deployments_total{environment="production",service="api",result="Failure"} 1"#), "{text}");
         assert!(text.contains(
             r#"baton_deployments_total{environment="production",service="api",result="Success"} 1"#

@@ -25,7 +25,8 @@ use crate::machine::gates::{self, UpstreamApp};
 use crate::machine::health::{self, AppState, Need, Reaches};
 use crate::machine::plan::{self, AppRef};
 use crate::machine::{
-    AppSeen, AppView, Blocker, MergeWindow, Policy, Prepared, Seen, Successor, pipeline, windows,
+    AppSeen, AppView, Blocker, MergeWindow, Policy, Prepared, Seen, Successor, pipeline, rollback,
+    windows,
 };
 
 /// What one reconcile saw.
@@ -130,11 +131,11 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
             let promotions = ctx.promotions(&ns).await?;
             let all: Vec<&Promotion> = promotions.iter().map(AsRef::as_ref).collect();
             let successor = gates::superseded_by(p, &all, pol.queue);
-            let hold = env.spec.pull_request.auto_merge.then(|| {
-                match windows::check(p, &env.spec.windows, now) {
-                    windows::Outcome::Closed(b) => Some(b),
-                    _ => None,
-                }
+            // A rollback skips windows, and its auto-merge is spec.rollback.autoMerge.
+            let auto_merge = env.spec.pull_request.auto_merge && p.spec.rollback.is_none();
+            let hold = auto_merge.then(|| match windows::check(p, &env.spec.windows, now) {
+                windows::Outcome::Closed(b) => Some(b),
+                _ => None,
             });
             pr_opened(&*gh, &repo, &status, successor, hold).await?
         }
@@ -219,6 +220,23 @@ async fn pending_gates(
     if let Some(b) = gates::queue(p, &all, pol.queue) {
         return blocked(b);
     }
+    let records = env
+        .status
+        .as_ref()
+        .map(|s| s.services.as_slice())
+        .unwrap_or_default();
+    if let Some(b) = rollback::check_targets(p, records) {
+        return blocked(b);
+    }
+    let versions_blocked = rollback::blocked(&p.spec.environment, &all);
+    if let Some(b) = rollback::gate(p, &versions_blocked) {
+        return blocked(b);
+    }
+    if let Some(rb) = &p.spec.rollback {
+        // A rollback is what you reach for when production breaks: no gate holds it.
+        o.notes.push(rollback_note(p, rb));
+        return Ok(None);
+    }
     match windows::check(p, &env.spec.windows, now) {
         windows::Outcome::Open => {}
         windows::Outcome::Closed(b) => return blocked(b),
@@ -288,6 +306,36 @@ pub async fn upstream_chain(
         }
     }
     Ok(chain)
+}
+
+/// The PR paragraph of a rollback: what, why, before and after.
+fn rollback_note(p: &Promotion, rb: &baton_api::promotion::RollbackSpec) -> String {
+    let of = rb
+        .of
+        .as_deref()
+        .map(|o| format!(" of Promotion `{o}`"))
+        .unwrap_or_default();
+    let lines: Vec<String> = p
+        .spec
+        .services
+        .iter()
+        .map(|s| {
+            let before = rb
+                .from
+                .iter()
+                .find(|f| f.name == s.name)
+                .map(|f| f.value().to_owned())
+                .unwrap_or_else(|| "(unknown)".into());
+            format!("- {}: `{before}` -> `{}`", s.name, s.value())
+        })
+        .collect();
+    format!(
+        "**Rollback**{of} in **{}**: {}\n\n{}\n\nAs a rollback it skips the upstream gate, soak time and windows; the versions it removes stay blocked in {} until unblocked (`baton unblock`).",
+        p.spec.environment,
+        rb.reason,
+        lines.join("\n"),
+        p.spec.environment
+    )
 }
 
 /// For an automatic Promotion: where it came from, with links to the upstream PRs.

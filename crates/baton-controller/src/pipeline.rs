@@ -25,6 +25,8 @@ use crate::error::Error;
 use crate::machine::gates::UpstreamApp;
 use crate::machine::pipeline::{self, Auto};
 use crate::machine::plan;
+use crate::machine::rollback;
+use crate::metrics::RollbackResult;
 use crate::observe::{self, upstream_app, upstream_chain};
 use crate::record::MANAGER;
 
@@ -34,6 +36,9 @@ pub const TYPE_AUTO_PROMOTION: &str = "AutoPromotion";
 pub const REASON_PROMOTION_CREATED: &str = "PromotionCreated";
 pub const REASON_UP_TO_DATE: &str = "UpToDate";
 pub const REASON_WAITING_FOR_SOAK: &str = "WaitingForSoak";
+/// Condition type on Environments: whether a rollback failed here.
+pub const TYPE_ROLLBACK: &str = "Rollback";
+pub const REASON_NO_FAILED_ROLLBACK: &str = "NoFailedRollback";
 
 /// How often an Environment is looked at without an event (a missed watch event
 /// costs at most this long).
@@ -103,13 +108,196 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Reque
             requeue = Some(next.min(RESYNC));
         }
     }
+    if env.spec.rollback.automatic && problem.is_none() {
+        roll_back_failed(&ctx, &env, &own, &all, now).await?;
+    }
+    let rollbacks = rollback_condition(&name, &all, generation, &stamp);
+    let was = before
+        .conditions
+        .iter()
+        .find(|x| x.r#type == TYPE_ROLLBACK)
+        .map(|x| (x.status, x.message.clone()));
+    if rollbacks.status == ConditionStatus::False
+        && was != Some((rollbacks.status, rollbacks.message.clone()))
+    {
+        publish(
+            &ctx,
+            &env.object_ref(&()),
+            EventType::Warning,
+            c::REASON_ROLLBACK_FAILED,
+            &rollbacks.message,
+        )
+        .await;
+    }
+    set_condition(&mut status.conditions, rollbacks);
     status.observed_generation = generation;
     status.summary = Some(summary(&own));
+    status.blocked = rollback::blocked(&name, &all);
+    ctx.metrics
+        .set_rollbacks(&name, &rollback_counts(&name, &all));
     status.services = own;
     if status != before {
         write_status(&ctx, &env, &status).await?;
     }
     Ok(requeue.map_or_else(Requeue::await_change, Requeue::requeue))
+}
+
+/// Rollback Promotions of `environment` per service and result.
+fn rollback_counts(
+    environment: &str,
+    all: &[&Promotion],
+) -> std::collections::HashMap<(String, RollbackResult), i64> {
+    let mut out = std::collections::HashMap::new();
+    for p in all
+        .iter()
+        .filter(|p| p.spec.environment == environment && p.spec.rollback.is_some())
+    {
+        let result = match p.status.as_ref().and_then(|s| s.phase) {
+            Some(baton_api::Phase::Synced) => RollbackResult::Synced,
+            Some(baton_api::Phase::Failed) => RollbackResult::Failed,
+            Some(baton_api::Phase::Rejected | baton_api::Phase::Superseded) => continue,
+            _ => RollbackResult::InProgress,
+        };
+        for s in &p.spec.services {
+            *out.entry((s.name.clone(), result.clone())).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+/// Failed rollbacks are never rolled back: the `Rollback` condition says so (and a
+/// Warning Event follows when it changes).
+fn rollback_condition(
+    environment: &str,
+    all: &[&Promotion],
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let failed: Vec<String> = all
+        .iter()
+        .filter(|p| p.spec.environment == environment && p.spec.rollback.is_some())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase) == Some(baton_api::Phase::Failed))
+        .map(|p| p.name_any())
+        .collect();
+    if failed.is_empty() {
+        condition(
+            TYPE_ROLLBACK,
+            true,
+            REASON_NO_FAILED_ROLLBACK,
+            "no rollback has failed here".into(),
+            generation,
+            now,
+        )
+    } else {
+        condition(
+            TYPE_ROLLBACK,
+            false,
+            c::REASON_ROLLBACK_FAILED,
+            format!(
+                "rollback Promotion(s) {} failed; Baton does not roll back a rollback: fix forward or roll back by hand",
+                failed.join(", ")
+            ),
+            generation,
+            now,
+        )
+    }
+}
+
+/// Rolls back, at once, every Promotion here that failed after its merge (once each:
+/// the rollback is named from its content, and the failed one's status links it).
+async fn roll_back_failed(
+    ctx: &Context,
+    env: &Environment,
+    own: &[ServiceRecord],
+    all: &[&Promotion],
+    now: Timestamp,
+) -> Result<(), Error> {
+    let name = env.name_any();
+    for failed in all
+        .iter()
+        .filter(|p| p.spec.environment == name && rollback::needs_rollback(p))
+    {
+        // Only recent failures: turning automatic rollback on does not replay history.
+        let recent = failed
+            .status
+            .as_ref()
+            .and_then(|s| s.phase_times.failed.as_ref())
+            .is_some_and(|t| now.duration_since(t.0).as_secs() < 3600);
+        if !recent {
+            continue;
+        }
+        match rollback::automatic(failed, own) {
+            Ok(rb) => {
+                create(ctx, env, &rb, "RollbackCreated").await?;
+                link_rollback(ctx, failed, &rb.name_any()).await?;
+                tracing::info!(environment = %name, failed = %failed.name_any(), rollback = %rb.name_any(), "automatic rollback created");
+                publish(
+                    ctx,
+                    &failed.object_ref(&()),
+                    EventType::Warning,
+                    "RollingBack",
+                    &format!(
+                        "failed after its merge: rolling back with Promotion {} ({})",
+                        rb.name_any(),
+                        plan::summary(&rb.spec)
+                    ),
+                )
+                .await;
+            }
+            Err(why) => {
+                tracing::warn!(environment = %name, failed = %failed.name_any(), reason = %why, "no automatic rollback possible");
+                link_rollback(ctx, failed, "").await?;
+                publish(
+                    ctx,
+                    &failed.object_ref(&()),
+                    EventType::Warning,
+                    c::REASON_ROLLBACK_FAILED,
+                    &format!("cannot roll back automatically: {why}"),
+                )
+                .await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records on the failed Promotion which rollback answered it (empty: none could).
+async fn link_rollback(ctx: &Context, failed: &Promotion, rollback: &str) -> Result<(), Error> {
+    ctx.fence.check()?;
+    let api: Api<Promotion> =
+        Api::namespaced(ctx.client.clone(), &failed.namespace().unwrap_or_default());
+    let body = json!({
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "Promotion",
+        "metadata": { "name": failed.name_any() },
+        "status": { "rolledBackBy": rollback },
+    });
+    api.patch_status(
+        &failed.name_any(),
+        &PatchParams::apply("baton-rollback").force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn publish(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(baton_github::naming::truncate(note, 1000)),
+        action: "Rollback".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, reference).await {
+        tracing::warn!(error = %e, "cannot publish event");
+    }
 }
 
 /// What runs in `env` per service (from its Synced Promotions and its Applications).
@@ -146,7 +334,13 @@ async fn records(
             upstream_app(app.service, app.name, status.as_ref()),
         );
     }
-    Ok(pipeline::records(environment, all, &apps))
+    let previous = env
+        .status
+        .as_ref()
+        .map(|s| s.services.as_slice())
+        .unwrap_or_default();
+    let limit = usize::try_from(env.spec.history_limit).unwrap_or(10);
+    Ok(pipeline::records(environment, all, &apps, previous, limit))
 }
 
 /// `(ok, reason, message)` of the AutoPromotion condition, and when to look again.
@@ -180,7 +374,14 @@ async fn auto_promote(
         .unwrap_or(Duration::ZERO);
     let up_records = records(ctx, env, &upstream, up, all).await?;
     let (ready, next) = pipeline::soaked(&up_records, soak, now);
-    let candidates = pipeline::differing(&ready, own);
+    // A version rolled back here stays out until unblocked; newer ones still go.
+    let blocked = rollback::blocked(&env.name_any(), all);
+    let mut candidates = pipeline::differing(&ready, own);
+    candidates.retain(|r| {
+        !blocked
+            .iter()
+            .any(|b| b.service == r.name && b.version == r.version)
+    });
     let waiting = || match next {
         Some(left) => (
             true,
@@ -220,7 +421,7 @@ async fn auto_promote(
         ),
         Auto::Create(p) => {
             let name = p.name_any();
-            create(ctx, env, &p).await?;
+            create(ctx, env, &p, "AutoPromotionCreated").await?;
             (
                 true,
                 REASON_PROMOTION_CREATED,
@@ -253,6 +454,7 @@ async fn in_git<G: Provider>(
                 source: None,
             })
             .collect(),
+        rollback: None,
     };
     let files = match plan::files(&spec, &spec.environment, &env.spec) {
         Ok(f) => f,
@@ -280,16 +482,21 @@ async fn in_git<G: Provider>(
 
 /// Creates the automatic Promotion; one that exists already (another look, another
 /// replica) is fine.
-async fn create(ctx: &Context, env: &Environment, p: &Promotion) -> Result<(), Error> {
+async fn create(
+    ctx: &Context,
+    env: &Environment,
+    p: &Promotion,
+    reason: &str,
+) -> Result<(), Error> {
     ctx.fence.check()?;
     let ns = env.namespace().unwrap_or_default();
     let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), &ns);
     match api.create(&PostParams::default(), p).await {
         Ok(_) => {
-            tracing::info!(environment = %env.name_any(), namespace = %ns, promotion = %p.name_any(), services = %plan::summary(&p.spec), "automatic promotion created");
+            tracing::info!(environment = %env.name_any(), namespace = %ns, promotion = %p.name_any(), services = %plan::summary(&p.spec), reason, "promotion created");
             let event = Event {
                 type_: EventType::Normal,
-                reason: "AutoPromotionCreated".into(),
+                reason: reason.into(),
                 note: Some(format!(
                     "created Promotion {} carrying {}",
                     p.name_any(),

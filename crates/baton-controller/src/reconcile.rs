@@ -93,6 +93,12 @@ async fn apply(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
     let inputs = Inputs {
         generation,
         services: p.spec.services.iter().map(|s| s.name.clone()).collect(),
+        rolled_back: p
+            .spec
+            .rollback
+            .iter()
+            .flat_map(|r| r.from.iter().map(|s| s.name.clone()))
+            .collect(),
         status: &before,
         now,
         policy: obs.policy.clone(),
@@ -269,6 +275,24 @@ async fn record_metrics(
                 None
             }
         };
+    }
+    if let (Phase::Synced, Some(rb)) = (phase, &p.spec.rollback) {
+        // Time to restore, from object timestamps: the failure the rollback answers (the
+        // failed Promotion's Failed time), else the rollback's own creation.
+        let promotions = ctx
+            .promotions(&p.namespace().unwrap_or_default())
+            .await
+            .unwrap_or_default();
+        let failed_at = rb
+            .of
+            .as_deref()
+            .and_then(|of| promotions.iter().find(|q| q.name_any() == of))
+            .and_then(|q| q.status.as_ref()?.phase_times.failed.clone())
+            .or_else(|| p.metadata.creation_timestamp.clone());
+        if let Some(t) = failed_at {
+            ctx.metrics
+                .restored(&p.spec.environment, now.duration_since(t.0).as_secs_f64());
+        }
     }
     let services: Vec<String> = p.spec.services.iter().map(|s| s.name.clone()).collect();
     ctx.metrics.phase_changed(

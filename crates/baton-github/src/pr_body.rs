@@ -41,6 +41,8 @@ pub struct PrText<'a> {
     pub services: &'a [ServiceChange],
     pub checklist: &'a [String],
     pub applications: &'a [String],
+    /// A rollback: titled "Roll back ...".
+    pub rollback: bool,
 }
 
 /// The hidden marker Baton puts in every PR body: it names the Promotion and the UID of
@@ -62,6 +64,15 @@ pub fn marker_uid(body: &str) -> Option<&str> {
 
 /// `Promote api:api-v9.1.1 to production` or `Promote 3 services to production`.
 pub fn title(t: &PrText<'_>) -> String {
+    if t.rollback {
+        return match t.services {
+            [one] => format!(
+                "Roll back {} to {} in {}",
+                one.service, one.to, t.environment
+            ),
+            many => format!("Roll back {} services in {}", many.len(), t.environment),
+        };
+    }
     match t.services {
         [one] => format!("Promote {}:{} to {}", one.service, one.to, t.environment),
         many => format!("Promote {} services to {}", many.len(), t.environment),
@@ -100,7 +111,7 @@ pub fn commit_message(t: &PrText<'_>) -> String {
 /// The PR body, never longer than GitHub accepts.
 pub fn body(t: &PrText<'_>) -> String {
     let mut head = format!(
-        "## Promotion to {env} - review required\n\nThis PR promotes {n} to **{env}**. Baton opened it for the Promotion `{ns}/{name}` and will report the deployment on the source commit once Argo CD has synced it.\n\n",
+        "## {kind} {env} - review required\n\nThis PR {verb} {n} {prep} **{env}**. Baton opened it for the Promotion `{ns}/{name}` and will report the deployment on the source commit once Argo CD has synced it.\n\n",
         env = t.environment,
         n = if t.services.len() == 1 {
             "one service".to_owned()
@@ -109,6 +120,13 @@ pub fn body(t: &PrText<'_>) -> String {
         },
         ns = t.namespace,
         name = t.promotion,
+        kind = if t.rollback {
+            "Rollback in"
+        } else {
+            "Promotion to"
+        },
+        verb = if t.rollback { "rolls back" } else { "promotes" },
+        prep = if t.rollback { "in" } else { "to" },
     );
     let web = t.web_url.trim_end_matches('/');
     let link = |s: &SourceLine<'_>| {
@@ -207,6 +225,7 @@ mod tests {
             sources: SOURCES,
             web_url: "https://github.com",
             notes: &[],
+            rollback: false,
             services,
             checklist,
             applications: apps,

@@ -202,6 +202,7 @@ pub fn spec(args: &PromoteArgs) -> Result<PromotionSpec, PromoteError> {
         environment: args.environment.clone(),
         source: Some(source),
         services,
+        rollback: None,
     })
 }
 

@@ -153,6 +153,7 @@ pub fn build(actions: &[Action], s: &Subject<'_>) -> Result<Vec<Effect>, PlanErr
                 }
             }
             Action::CreateRelease => out.extend(release(s)?),
+            Action::PostRolledBack { service } => out.extend(rolled_back_status(s, service)?),
             Action::CommentSuperseded if pr.number > 0 => {
                 if let Some(next) = s.successor {
                     out.push(Effect::CommentPullRequest {
@@ -194,6 +195,57 @@ fn carried_by_successor(s: &Subject<'_>, service: &str) -> bool {
         .any(|(svc, repo, sha)| svc == service && *repo == src.repository && *sha == src.commit)
 }
 
+/// The failure status on the commit of a version a rollback removed:
+/// "Rolled back from production: <reason>".
+fn rolled_back_status(s: &Subject<'_>, service: &str) -> Result<Option<Effect>, PlanError> {
+    let p = s.promotion;
+    let Some(rb) = &p.spec.rollback else {
+        return Ok(None);
+    };
+    let Some(from) = rb.from.iter().find(|f| f.name == service) else {
+        return Ok(None);
+    };
+    let Some(src) = &from.source else {
+        return Ok(None);
+    };
+    let policy = &s.env.spec.notifications.commit_status;
+    let repo = RepoRef::parse(&src.repository).map_err(|e| e.to_string())?;
+    Ok(Some(Effect::PostStatus {
+        services: vec![service.to_owned()],
+        kind: NotificationKind::RolledBackStatus,
+        repo,
+        sha: src.commit.clone(),
+        status: CommitStatus {
+            state: StatusState::Failure,
+            context: expand(&policy.context, service, &p.spec.environment),
+            description: baton_github::naming::truncate(
+                &format!("Rolled back from {}: {}", p.spec.environment, rb.reason),
+                baton_github::naming::MAX_STATUS_DESCRIPTION,
+            ),
+            target_url: s
+                .status
+                .pull_request
+                .as_ref()
+                .map(|pr| pr.url.clone())
+                .filter(|u| !u.is_empty()),
+        },
+    }))
+}
+
+/// Labels and auto-merge of the PR: a rollback adds the `rollback` label and follows
+/// `spec.rollback.autoMerge`.
+fn pr_policy(s: &Subject<'_>) -> (Vec<String>, bool) {
+    let env = &s.env.spec;
+    let mut labels = env.pull_request.labels.clone();
+    if s.promotion.spec.rollback.is_some() {
+        if !labels.iter().any(|l| l == baton_api::LABEL_ROLLBACK) {
+            labels.push(baton_api::LABEL_ROLLBACK.to_owned());
+        }
+        return (labels, env.rollback.auto_merge);
+    }
+    (labels, env.pull_request.auto_merge)
+}
+
 fn superseded_marker(p: &Promotion) -> String {
     format!(
         "<!-- baton:superseded uid={} -->",
@@ -218,6 +270,7 @@ fn superseded_comment(p: &Promotion, next: &Successor) -> String {
 /// The PR policy of the Environment, for completing an adopted PR (no files, no text).
 fn policy_only(s: &Subject<'_>, repo: RepoRef) -> PromotionChange {
     let env = &s.env.spec;
+    let (labels, auto_merge) = pr_policy(s);
     PromotionChange {
         repo,
         base_branch: env.gitops.branch.clone(),
@@ -226,10 +279,10 @@ fn policy_only(s: &Subject<'_>, repo: RepoRef) -> PromotionChange {
         files: vec![],
         title: String::new(),
         body: String::new(),
-        labels: env.pull_request.labels.clone(),
+        labels,
         reviewers: env.pull_request.reviewers.clone(),
         team_reviewers: env.pull_request.team_reviewers.clone(),
-        auto_merge: env.pull_request.auto_merge,
+        auto_merge,
         owner_uid: s.promotion.metadata.uid.clone().unwrap_or_default(),
     }
 }
@@ -276,7 +329,9 @@ fn open(s: &Subject<'_>, repo: RepoRef) -> Result<Effect, PlanError> {
         },
         checklist: &env.pull_request.checklist,
         applications: &apps,
+        rollback: p.spec.rollback.is_some(),
     };
+    let (labels, auto_merge) = pr_policy(s);
     let change = PromotionChange {
         repo,
         base_branch: env.gitops.branch.clone(),
@@ -285,10 +340,10 @@ fn open(s: &Subject<'_>, repo: RepoRef) -> Result<Effect, PlanError> {
         files: prepared.files.clone(),
         title: pr_body::title(&text),
         body: pr_body::body(&text),
-        labels: env.pull_request.labels.clone(),
+        labels,
         reviewers: env.pull_request.reviewers.clone(),
         team_reviewers: env.pull_request.team_reviewers.clone(),
-        auto_merge: env.pull_request.auto_merge,
+        auto_merge,
         owner_uid: uid,
     };
     Ok(Effect::OpenPullRequest {

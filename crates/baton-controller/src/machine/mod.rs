@@ -26,6 +26,7 @@ pub mod health;
 pub mod next_status;
 pub mod pipeline;
 pub mod plan;
+pub mod rollback;
 mod types;
 pub mod windows;
 
@@ -348,6 +349,16 @@ fn merged(input: &Inputs<'_>, apps: &[AppSeen]) -> Decision {
             .all(|a| matches!(a.view.state, AppState::Ready { .. }));
     if ready {
         let mut actions = statuses(input, policy, true);
+        if policy.commit_status {
+            actions.extend(
+                input
+                    .rolled_back
+                    .iter()
+                    .map(|service| Action::PostRolledBack {
+                        service: service.clone(),
+                    }),
+            );
+        }
         if policy.release {
             actions.push(Action::CreateRelease);
         }

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use baton_api::environment::ServiceRecord;
+use baton_api::environment::{HistoryEntry, ServiceRecord};
 use baton_api::promotion::{PromotionSpec, ServiceVersion};
 use baton_api::{
     ANNOTATION_UPSTREAM_PROMOTIONS, Environment, LABEL_PROMOTED_FROM, Phase, Promotion,
@@ -37,24 +37,46 @@ pub fn cycle(chain: &[Environment]) -> Option<String> {
 }
 
 /// What runs in `environment` per service, as last proven Synced by a Promotion, with
-/// since when its Application has been Healthy (`apps` by service).
+/// since when its Application has been Healthy (`apps` by service) and the earlier
+/// Synced versions (newest first, at most `limit`). Derived from the Promotions and
+/// merged with `previous` (the status as written before), so deleting old Promotions
+/// loses nothing and a lost status is rebuilt from the Promotions still there.
 pub fn records(
     environment: &str,
     promotions: &[&Promotion],
     apps: &BTreeMap<String, UpstreamApp>,
+    previous: &[ServiceRecord],
+    limit: usize,
 ) -> Vec<ServiceRecord> {
     let mut services: Vec<&str> = promotions
         .iter()
         .filter(|p| p.spec.environment == environment)
         .filter(|p| p.status.as_ref().and_then(|s| s.phase) == Some(Phase::Synced))
         .flat_map(|p| p.spec.services.iter().map(|s| s.name.as_str()))
+        .chain(previous.iter().map(|r| r.name.as_str()))
         .collect();
     services.sort_unstable();
     services.dedup();
     services
         .into_iter()
         .filter_map(|service| {
-            let (synced_at, p, svc) = gates::latest_synced(promotions, environment, service)?;
+            let mut synced = synced_entries(promotions, environment, service);
+            if let Some(old) = previous.iter().find(|r| r.name == service) {
+                synced.push(entry_of(old));
+                synced.extend(old.history.iter().cloned());
+            }
+            // Newest first; one entry per Promotion.
+            synced.sort_by(|a, b| {
+                b.synced_at
+                    .as_ref()
+                    .map(|t| t.0)
+                    .cmp(&a.synced_at.as_ref().map(|t| t.0))
+            });
+            let mut seen = std::collections::HashSet::new();
+            synced.retain(|e| seen.insert(e.promotion.clone()));
+            let mut entries = synced.into_iter();
+            let current = entries.next()?;
+            let synced_at = current.synced_at.as_ref().map(|t| t.0);
             let healthy_since = apps.get(service).filter(|a| a.healthy).map(|a| {
                 synced_at
                     .max(a.healthy_since)
@@ -62,14 +84,46 @@ pub fn records(
             });
             Some(ServiceRecord {
                 name: service.to_owned(),
-                version: svc.value().to_owned(),
-                source: p.spec.source_of(service).cloned(),
-                promotion: p.name_any(),
-                synced_at: synced_at.map(Time),
+                version: current.version,
+                source: current.source,
+                promotion: current.promotion,
+                synced_at: current.synced_at,
                 healthy_since: healthy_since.map(Time),
+                history: entries.take(limit).collect(),
             })
         })
         .collect()
+}
+
+/// Every Synced Promotion of `service` in `environment`, as history entries.
+fn synced_entries(
+    promotions: &[&Promotion],
+    environment: &str,
+    service: &str,
+) -> Vec<HistoryEntry> {
+    promotions
+        .iter()
+        .filter(|p| p.spec.environment == environment)
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase) == Some(Phase::Synced))
+        .filter_map(|p| {
+            let svc = p.spec.services.iter().find(|s| s.name == service)?;
+            Some(HistoryEntry {
+                version: svc.value().to_owned(),
+                source: p.spec.source_of(service).cloned(),
+                promotion: p.name_any(),
+                synced_at: p.status.as_ref().and_then(|s| s.phase_times.synced.clone()),
+            })
+        })
+        .collect()
+}
+
+fn entry_of(r: &ServiceRecord) -> HistoryEntry {
+    HistoryEntry {
+        version: r.version.clone(),
+        source: r.source.clone(),
+        promotion: r.promotion.clone(),
+        synced_at: r.synced_at.clone(),
+    }
 }
 
 /// The upstream services whose soak is over, and how long until the next one's ends.
@@ -188,6 +242,7 @@ pub fn plan(
             environment: name,
             source: None,
             services,
+            rollback: None,
         },
     );
     p.metadata.namespace = env.namespace();

@@ -205,6 +205,8 @@ mod tests {
             soak_time: None,
             queue: Default::default(),
             windows: vec![],
+            rollback: Default::default(),
+            history_limit: 10,
             pull_request: Default::default(),
             notifications: Default::default(),
             source_repositories: vec![],
@@ -234,6 +236,7 @@ mod tests {
                     source: None,
                 })
                 .collect(),
+            rollback: None,
         }
     }
 

@@ -42,6 +42,7 @@ fn inputs(status: &PromotionStatus) -> Inputs<'_> {
     Inputs {
         generation: 1,
         services: vec!["api".into()],
+        rolled_back: vec![],
         status,
         now: at(60),
         policy: Some(policy()),

@@ -41,6 +41,8 @@ pub enum Blocker {
     },
     /// The Environments' `upstream` links form a cycle.
     UpstreamCycle(String),
+    /// A version rolled back from this Environment, not unblocked since.
+    VersionBlocked(String),
 }
 
 impl Blocker {
@@ -55,6 +57,7 @@ impl Blocker {
             | Blocker::Queued(m)
             | Blocker::UpstreamNotReady(m)
             | Blocker::UpstreamCycle(m)
+            | Blocker::VersionBlocked(m)
             | Blocker::Soaking { message: m, .. }
             | Blocker::WindowClosed { message: m, .. } => m,
         }
@@ -82,6 +85,7 @@ impl Blocker {
             Blocker::Soaking { .. } => c::REASON_SOAKING,
             Blocker::WindowClosed { .. } => c::REASON_WINDOW_CLOSED,
             Blocker::UpstreamCycle(_) => c::REASON_UPSTREAM_CYCLE,
+            Blocker::VersionBlocked(_) => c::REASON_VERSION_BLOCKED,
         }
     }
 }
@@ -176,6 +180,8 @@ pub struct Inputs<'a> {
     pub generation: i64,
     /// Services of the spec, in order.
     pub services: Vec<String>,
+    /// A rollback's services rolled back from (their old commits are told so once Synced).
+    pub rolled_back: Vec<String>,
     pub status: &'a PromotionStatus,
     pub now: Timestamp,
     /// The Environment's policy (`None` when the Environment is gone).
@@ -202,6 +208,10 @@ pub enum Action {
     CreateRelease,
     /// A comment on the open PR linking the Promotion that replaced this one.
     CommentSuperseded,
+    /// Failure status on the commit of a version a rollback removed.
+    PostRolledBack {
+        service: String,
+    },
     /// Auto-merge off while a window is closed, on again once it opens.
     SetAutoMerge {
         node_id: String,

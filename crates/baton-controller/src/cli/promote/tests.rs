@@ -87,6 +87,7 @@ fn arguments_parse_as_documented() {
                     source: None,
                 },
             ],
+            rollback: None,
         }
     );
     let long = args(&[
@@ -568,6 +569,7 @@ proptest! {
             environment: env,
             source: None,
             services: vec![parse_service(&format!("{svc}={version}")).expect("valid")],
+            rollback: None,
         };
         let name = derive_name(&spec);
         prop_assert!(name.len() <= 253);

@@ -90,7 +90,7 @@ fn records_keep_the_latest_synced_version_and_when_it_became_healthy() {
     let all = [&old, &new, &open, &other];
     // api Healthy since before the sync (the clock starts at the sync); web not healthy.
     let apps: BTreeMap<_, _> = [healthy("api", 5)].into();
-    let r = records("staging", &all, &apps);
+    let r = records("staging", &all, &apps, &[], 10);
     assert_eq!(r.len(), 2);
     assert_eq!(
         (
@@ -116,7 +116,7 @@ fn only_soaked_services_are_ready_and_the_next_soak_end_is_known() {
     let apps: BTreeMap<_, _> = [healthy("api", 100), healthy("web", 0)].into();
     let a = promotion("a", "staging", &[("api", "v2")], Phase::Synced, 0);
     let b = promotion("b", "staging", &[("web", "w2")], Phase::Synced, 0);
-    let r = records("staging", &[&a, &b], &apps);
+    let r = records("staging", &[&a, &b], &apps, &[], 10);
     let (ready, next) = soaked(&r, Duration::from_secs(300), at(350));
     let names: Vec<&str> = ready.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, vec!["web"]);
@@ -138,6 +138,7 @@ fn record(name: &str, version: &str, promotion: &str) -> ServiceRecord {
         promotion: promotion.into(),
         synced_at: Some(Time(at(0))),
         healthy_since: Some(Time(at(0))),
+        history: vec![],
     }
 }
 
