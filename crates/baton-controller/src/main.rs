@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
-use baton_controller::cli::{self, promote, promote_io};
+use baton_controller::cli::{self, promote, promote_io, rollback};
 use baton_controller::edit_cmd;
 
 #[derive(Debug, Parser)]
@@ -27,6 +27,10 @@ enum Command {
     Edit(edit_cmd::EditArgs),
     /// Promote service versions to an Environment: create the Promotion (from CI or a terminal).
     Promote(promote::PromoteArgs),
+    /// Roll services back to their last good version in an Environment (one pull request).
+    Rollback(rollback::RollbackArgs),
+    /// Let a rolled-back version be promoted to an Environment again.
+    Unblock(rollback::UnblockArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +70,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Rollback(args) => {
+            let result = block_on(program, "rollback", rollback::run_rollback(&args));
+            finish(program, "rollback", result)
+        }
+        Command::Unblock(args) => {
+            let result = block_on(program, "unblock", rollback::run_unblock(&args));
+            finish(program, "unblock", result)
+        }
         Command::Run(args) => {
             init_logging();
             let runtime = match tokio::runtime::Runtime::new() {
@@ -102,6 +114,36 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// Runs a CLI command's future on a fresh runtime.
+fn block_on<T>(
+    program: &str,
+    verb: &str,
+    fut: impl std::future::Future<Output = Result<T, rollback::RollbackCmdError>>,
+) -> Option<Result<T, rollback::RollbackCmdError>> {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => Some(rt.block_on(fut)),
+        Err(e) => {
+            eprintln!("{program} {verb}: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
+fn finish(
+    program: &str,
+    verb: &str,
+    result: Option<Result<(), rollback::RollbackCmdError>>,
+) -> ExitCode {
+    match result {
+        Some(Ok(())) => ExitCode::SUCCESS,
+        Some(Err(e)) => {
+            eprintln!("{program} {verb}: {e}");
+            ExitCode::from(e.exit_code())
+        }
+        None => ExitCode::FAILURE,
     }
 }
 

@@ -2,10 +2,12 @@
 //!
 //! - [`promote`]: `baton promote`, the pure part (arguments, validation, the
 //!   Promotion's name and spec, `--dry-run` YAML, progress lines, exit codes);
-//! - [`promote_io`]: the same command's Kubernetes calls (create, compare, watch).
+//! - [`promote_io`]: the same command's Kubernetes calls (create, compare, watch);
+//! - [`rollback`]: `baton rollback` and `baton unblock`.
 
 pub mod promote;
 pub mod promote_io;
+pub mod rollback;
 
 use std::ffi::OsStr;
 use std::path::Path;

@@ -65,7 +65,7 @@ impl PromoteCmdError {
     }
 }
 
-fn from_kube(e: kube::Error) -> PromoteCmdError {
+pub fn from_kube(e: kube::Error) -> PromoteCmdError {
     match e {
         kube::Error::Api(status) => PromoteCmdError::Server {
             reason: status.reason,
@@ -77,7 +77,7 @@ fn from_kube(e: kube::Error) -> PromoteCmdError {
 
 /// One line to stdout, flushed so a CI log shows it at once. A closed stdout is not a
 /// reason to fail the promotion, so write errors are ignored.
-fn say(text: &str) {
+pub fn say(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
@@ -167,7 +167,7 @@ async fn warn_if_no_environment(client: &kube::Client, namespace: &str, environm
 }
 
 /// Watches the Promotion until it ends, printing each phase change once.
-async fn wait(
+pub async fn wait(
     api: &Api<Promotion>,
     namespace: &str,
     name: &str,

@@ -4,7 +4,7 @@
 
 use baton_api::conditions as c;
 use baton_api::environment::{BlockedVersion, ServiceRecord};
-use baton_api::promotion::{PromotionSpec, RollbackSpec, ServiceVersion};
+use baton_api::promotion::{PromotionSpec, RollbackSpec, ServiceVersion, SourceRef};
 use baton_api::{ANNOTATION_ALLOW_BLOCKED, ANNOTATION_UNBLOCKED, LABEL_ROLLBACK, Phase, Promotion};
 use kube::ResourceExt;
 
@@ -91,16 +91,28 @@ pub fn gate(p: &Promotion, blocked: &[BlockedVersion]) -> Option<Blocker> {
 /// Why a rollback cannot be made.
 pub type RollbackError = String;
 
-/// The version `service` goes back to in an Environment whose status is `records`:
-/// `to` if given (it must have run there), else the newest earlier Synced version that
-/// is neither the current one nor blocked. Returns `(target, current)`.
+/// What a rollback of one service does: the version it goes back to, the version it
+/// removes, and the Promotion it answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub to: ServiceVersion,
+    pub from: ServiceVersion,
+    pub of: String,
+}
+
+/// The rollback of `service` in an Environment whose status is `records`. When the
+/// newest Promotion of the service failed after its merge, Git holds its version: the
+/// rollback goes back to the last version proven Synced and answers that Promotion.
+/// Otherwise it goes back from the version running now to the newest earlier Synced
+/// version that is not blocked. `to` picks the version instead (it must have run there).
 pub fn target(
     environment: &str,
     records: &[ServiceRecord],
     blocked: &[BlockedVersion],
+    promotions: &[&Promotion],
     service: &str,
     to: Option<&str>,
-) -> Result<(ServiceVersion, ServiceVersion), RollbackError> {
+) -> Result<Target, RollbackError> {
     let known: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
     let record = records.iter().find(|r| r.name == service).ok_or_else(|| {
         format!(
@@ -112,15 +124,49 @@ pub fn target(
             }
         )
     })?;
-    let current = version(service, &record.version, record.source.clone());
+    let synced_at = record.synced_at.as_ref().map(|t| t.0);
+    let failed = promotions
+        .iter()
+        .filter(|p| p.spec.environment == environment && p.spec.rollback.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase) == Some(Phase::Failed))
+        .filter_map(|p| {
+            let merged = p.status.as_ref()?.phase_times.merged.as_ref()?.0;
+            let s = p.spec.services.iter().find(|s| s.name == service)?;
+            (Some(merged) > synced_at && s.value() != record.version).then_some((merged, *p, s))
+        })
+        .max_by_key(|(merged, _, _)| *merged);
+    let (from, of, candidates): (ServiceVersion, String, Vec<(&str, Option<SourceRef>)>) =
+        match failed {
+            Some((_, p, s)) => {
+                let mut bad = s.clone();
+                bad.source = p.spec.source_of(service).cloned();
+                let mut options = vec![(record.version.as_str(), record.source.clone())];
+                options.extend(
+                    record
+                        .history
+                        .iter()
+                        .map(|h| (h.version.as_str(), h.source.clone())),
+                );
+                (bad, p.name_any(), options)
+            }
+            None => (
+                version(service, &record.version, record.source.clone()),
+                record.promotion.clone(),
+                record
+                    .history
+                    .iter()
+                    .map(|h| (h.version.as_str(), h.source.clone()))
+                    .collect(),
+            ),
+        };
     let is_blocked = |v: &str| {
         blocked
             .iter()
             .any(|b| b.service == service && b.version == v)
     };
-    let entry = match to {
-        Some(to) => record.history.iter().find(|h| h.version == to).ok_or_else(|| {
-            if record.version == to {
+    let chosen = match to {
+        Some(to) => candidates.iter().find(|(v, _)| *v == to).ok_or_else(|| {
+            if from.value() == to {
                 format!("{service}:{to} is what {environment} runs now: nothing to roll back to")
             } else {
                 format!(
@@ -129,21 +175,21 @@ pub fn target(
                 )
             }
         })?,
-        None => record
-            .history
+        None => candidates
             .iter()
-            .find(|h| h.version != record.version && !is_blocked(&h.version))
+            .find(|(v, _)| *v != from.value() && !is_blocked(v))
             .ok_or_else(|| {
                 format!(
                     "no earlier good version of {service} in {environment} to roll back to (it runs {} and has no earlier Synced version that is not blocked)",
-                    record.version
+                    from.value()
                 )
             })?,
     };
-    Ok((
-        version(service, &entry.version, entry.source.clone()),
-        current,
-    ))
+    Ok(Target {
+        to: version(service, chosen.0, chosen.1.clone()),
+        from,
+        of,
+    })
 }
 
 fn earlier(r: &ServiceRecord) -> String {
@@ -155,11 +201,7 @@ fn earlier(r: &ServiceRecord) -> String {
     }
 }
 
-fn version(
-    name: &str,
-    value: &str,
-    source: Option<baton_api::promotion::SourceRef>,
-) -> ServiceVersion {
+fn version(name: &str, value: &str, source: Option<SourceRef>) -> ServiceVersion {
     let digest = value.starts_with("sha256:");
     ServiceVersion {
         name: name.to_owned(),
