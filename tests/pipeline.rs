@@ -710,49 +710,64 @@ async fn a_closed_window_holds_auto_merge_of_an_open_pull_request() {
         .await;
     w.wait_phase("api-production", Phase::PrOpened, T).await;
     let auto_merge = || w.pulls().first().map(|p| p.auto_merge);
-    assert_eq!(auto_merge(), Some(true));
+    assert_eq!(
+        auto_merge(),
+        Some(true),
+        "auto-merge enabled when the PR opened"
+    );
 
     let begun = k8s_openapi::jiff::Timestamp::now()
         .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(60))
+        .unwrap()
+        .in_tz("UTC")
         .unwrap();
-    let schedule = format!(
-        "{} {} * * *",
-        begun.in_tz("UTC").unwrap().minute(),
-        begun.in_tz("UTC").unwrap().hour()
-    );
+    let schedule = format!("{} {} * * *", begun.minute(), begun.hour());
     w.environment(
         "production",
         json!({ "pullRequest": { "autoMerge": true }, "windows": [ { "kind": "Deny", "schedule": schedule, "duration": "2h", "reason": "release freeze" } ] }),
     )
     .await;
     let held = w
-        .wait_reason("api-production", c::REASON_WINDOW_CLOSED)
+        .wait_for(
+            "api-production",
+            T,
+            |p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.pull_request.as_ref())
+                    .is_some_and(|pr| pr.auto_merge_held)
+            },
+            "auto-merge held",
+        )
         .await;
+    assert_eq!(ready(&held).reason, c::REASON_WINDOW_CLOSED);
     assert!(
         ready(&held).message.contains("auto-merge is off"),
         "{}",
         ready(&held).message
     );
     assert_eq!(auto_merge(), Some(false), "auto-merge turned off on GitHub");
-    assert!(
-        held.status
-            .as_ref()
-            .and_then(|s| s.pull_request.as_ref())
-            .is_some_and(|p| p.auto_merge_held)
-    );
 
     w.environment(
         "production",
         json!({ "pullRequest": { "autoMerge": true } }),
     )
     .await;
-    w.wait_reason("api-production", c::REASON_WAITING_FOR_REVIEW)
+    let resumed = w
+        .wait_for(
+            "api-production",
+            T,
+            |p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.pull_request.as_ref())
+                    .is_some_and(|pr| !pr.auto_merge_held)
+            },
+            "auto-merge resumed",
+        )
         .await;
-    let deadline = Instant::now() + T;
-    while auto_merge() != Some(true) {
-        assert!(Instant::now() < deadline, "auto-merge not turned on again");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert_eq!(ready(&resumed).reason, c::REASON_WAITING_FOR_REVIEW);
+    assert_eq!(auto_merge(), Some(true), "auto-merge on again");
 }
 
 /// A time zone the API server cannot check is named in the Environment's condition and
