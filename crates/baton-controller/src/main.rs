@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
-use baton_controller::cli::{self, promote, promote_io};
+use baton_controller::cli::{self, promote, promote_io, status, status_io};
 use baton_controller::edit_cmd;
 
 #[derive(Debug, Parser)]
@@ -27,6 +27,9 @@ enum Command {
     Edit(edit_cmd::EditArgs),
     /// Promote service versions to an Environment: create the Promotion (from CI or a terminal).
     Promote(promote::PromoteArgs),
+    /// Show what runs where: services x Environments, what Argo CD runs, Promotions on
+    /// their way, and drift.
+    Status(status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,11 +44,15 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // Usage errors exit 1, not clap's 2: `baton promote --wait` keeps 2 for
-            // "timed out", so a CI script can tell the two apart.
-            return if e.use_stderr() {
-                ExitCode::FAILURE
-            } else {
+            // "timed out", so a CI script can tell the two apart. `baton status
+            // --check` keeps 1 for "drift", so there a usage error is 2, like any
+            // other failure to build the board.
+            return if !e.use_stderr() {
                 ExitCode::SUCCESS
+            } else if std::env::args_os().nth(1).as_deref() == Some("status".as_ref()) {
+                ExitCode::from(status::EXIT_ERROR)
+            } else {
+                ExitCode::FAILURE
             };
         }
     };
@@ -62,6 +69,22 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("{program} promote: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
+        Command::Status(args) => {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("{program} status: cannot start the async runtime: {e}");
+                    return ExitCode::from(status::EXIT_ERROR);
+                }
+            };
+            match runtime.block_on(status_io::run(&args)) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("{program} status: {e}");
                     ExitCode::from(e.exit_code())
                 }
             }
