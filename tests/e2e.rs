@@ -675,6 +675,8 @@ async fn metrics_health_and_no_secrets_in_logs_or_events() {
         r#"baton_github_requests_total{operation="create_pull",class="2xx"} 1"#,
         "baton_github_rate_limit_remaining ",
         "baton_reconcile_duration_seconds_count ",
+        // From the Environment controller, once it records the Synced version.
+        r#"baton_service_version_info{environment="production",service="api",version="api-v9.6.0"} 1"#,
     ];
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let body = loop {

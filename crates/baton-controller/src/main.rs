@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
-use baton_controller::cli::{self, promote, promote_io, rollback};
+use baton_controller::cli::{self, promote, promote_io, rollback, status, status_io};
 use baton_controller::edit_cmd;
 
 #[derive(Debug, Parser)]
@@ -31,6 +31,9 @@ enum Command {
     Rollback(rollback::RollbackArgs),
     /// Let a rolled-back version be promoted to an Environment again.
     Unblock(rollback::UnblockArgs),
+    /// Show what runs where: services x Environments, what Argo CD runs, Promotions on
+    /// their way, and drift.
+    Status(status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,11 +48,15 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // Usage errors exit 1, not clap's 2: `baton promote --wait` keeps 2 for
-            // "timed out", so a CI script can tell the two apart.
-            return if e.use_stderr() {
-                ExitCode::FAILURE
-            } else {
+            // "timed out", so a CI script can tell the two apart. `baton status
+            // --check` keeps 1 for "drift", so there a usage error is 2, like any
+            // other failure to build the board.
+            return if !e.use_stderr() {
                 ExitCode::SUCCESS
+            } else if std::env::args_os().nth(1).as_deref() == Some("status".as_ref()) {
+                ExitCode::from(status::EXIT_ERROR)
+            } else {
+                ExitCode::FAILURE
             };
         }
     };
@@ -77,6 +84,22 @@ fn main() -> ExitCode {
         Command::Unblock(args) => {
             let result = block_on(program, "unblock", rollback::run_unblock(&args));
             finish(program, "unblock", result)
+        }
+        Command::Status(args) => {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("{program} status: cannot start the async runtime: {e}");
+                    return ExitCode::from(status::EXIT_ERROR);
+                }
+            };
+            match runtime.block_on(status_io::run(&args)) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("{program} status: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
         }
         Command::Run(args) => {
             init_logging();

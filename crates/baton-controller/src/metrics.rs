@@ -2,10 +2,12 @@
 //! names (bounded by the Environments and services a team has), phases, stages,
 //! results, GitHub operations and error categories; never free text.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use baton_api::Phase;
+use baton_api::environment::ServiceRecord;
 use k8s_openapi::jiff::Timestamp;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -86,6 +88,15 @@ pub struct DeploymentLabels {
     pub result: Outcome,
 }
 
+/// One service's version in one environment (`baton_service_version_info`). Bounded by
+/// services x environments: a replaced version's series is removed, not left at 0.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    pub environment: String,
+    pub service: String,
+    pub version: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RollbackLabels {
     pub environment: String,
@@ -131,6 +142,9 @@ pub struct Metrics {
     pub github_remaining: Gauge,
     pub reconcile_seconds: Histogram,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub service_versions: Family<VersionLabels, Gauge>,
+    /// What `service_versions` holds, per (namespace, environment): service -> version.
+    running: Mutex<BTreeMap<(String, String), BTreeMap<String, String>>>,
 }
 
 impl Default for Metrics {
@@ -154,6 +168,8 @@ impl Metrics {
             github_remaining: Gauge::default(),
             reconcile_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             reconcile_errors: Family::default(),
+            service_versions: Family::default(),
+            running: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
         registry.register(
@@ -202,6 +218,11 @@ impl Metrics {
             "reconcile_errors",
             "Failed reconciles by category",
             m.reconcile_errors.clone(),
+        );
+        registry.register(
+            "service_version_info",
+            "1 for the version of each service running in each environment, as last proven Synced (the environment's status.services)",
+            m.service_versions.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -335,6 +356,51 @@ impl Metrics {
         }
     }
 
+    /// What runs in `environment` (of `namespace`) now: one `baton_service_version_info`
+    /// series per record. The series of a version no longer recorded there is removed,
+    /// so a dashboard never shows two versions of one service in one environment.
+    pub fn set_running(&self, namespace: &str, environment: &str, records: &[ServiceRecord]) {
+        let now: BTreeMap<String, String> = records
+            .iter()
+            .map(|r| (r.name.clone(), r.version.clone()))
+            .collect();
+        // Held while the family changes, so concurrent reconciles of two Environments
+        // cannot interleave a removal with another's creation of the same series.
+        let Ok(mut running) = self.running.lock() else {
+            return;
+        };
+        let key = (namespace.to_owned(), environment.to_owned());
+        let before = if now.is_empty() {
+            running.remove(&key)
+        } else {
+            running.insert(key, now.clone())
+        }
+        .unwrap_or_default();
+        let labels = |service: &str, version: &str| VersionLabels {
+            environment: environment.to_owned(),
+            service: service.to_owned(),
+            version: version.to_owned(),
+        };
+        for (service, version) in &before {
+            if now.get(service) == Some(version) {
+                continue;
+            }
+            // Namespace is no label (like every other metric here): an Environment of
+            // the same name in another namespace may still run this very version.
+            let elsewhere = running.iter().any(|((_, env), services)| {
+                env == environment && services.get(service) == Some(version)
+            });
+            if !elsewhere {
+                self.service_versions.remove(&labels(service, version));
+            }
+        }
+        for (service, version) in &now {
+            self.service_versions
+                .get_or_create(&labels(service, version))
+                .set(1);
+        }
+    }
+
     /// A GitHub request finished.
     pub fn github_request(
         &self,
@@ -369,6 +435,122 @@ mod tests {
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_second(1_790_000_000 + s).expect("time")
+    }
+
+    fn record(service: &str, version: &str) -> ServiceRecord {
+        ServiceRecord {
+            name: service.into(),
+            version: version.into(),
+            promotion: format!("p-{service}-{version}"),
+            ..ServiceRecord::default()
+        }
+    }
+
+    /// The `baton_service_version_info` lines of a scrape, sorted.
+    fn versions(m: &Metrics) -> Vec<String> {
+        let mut lines: Vec<String> = m
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("baton_service_version_info{"))
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn service_version_info_replaces_a_changed_version_instead_of_accumulating() {
+        let m = Metrics::new();
+        m.set_running(
+            "syrf",
+            "staging",
+            &[record("api", "api-v1.0.0"), record("web", "web-v2.0.0")],
+        );
+        m.set_running("syrf", "production", &[record("api", "api-v0.9.0")]);
+        assert_eq!(
+            versions(&m),
+            [
+                r#"baton_service_version_info{environment="production",service="api",version="api-v0.9.0"} 1"#,
+                r#"baton_service_version_info{environment="staging",service="api",version="api-v1.0.0"} 1"#,
+                r#"baton_service_version_info{environment="staging",service="web",version="web-v2.0.0"} 1"#,
+            ]
+        );
+        assert!(
+            m.encode()
+                .contains("# TYPE baton_service_version_info gauge"),
+            "{}",
+            m.encode()
+        );
+
+        // api moves on in staging: its old series goes (not 0), web's stays.
+        m.set_running(
+            "syrf",
+            "staging",
+            &[record("api", "api-v1.1.0"), record("web", "web-v2.0.0")],
+        );
+        // The same again changes nothing.
+        m.set_running(
+            "syrf",
+            "staging",
+            &[record("api", "api-v1.1.0"), record("web", "web-v2.0.0")],
+        );
+        assert_eq!(
+            versions(&m),
+            [
+                r#"baton_service_version_info{environment="production",service="api",version="api-v0.9.0"} 1"#,
+                r#"baton_service_version_info{environment="staging",service="api",version="api-v1.1.0"} 1"#,
+                r#"baton_service_version_info{environment="staging",service="web",version="web-v2.0.0"} 1"#,
+            ]
+        );
+
+        // Many versions later there is still one series per service and environment.
+        for minor in 2..50 {
+            m.set_running(
+                "syrf",
+                "staging",
+                &[record("api", &format!("api-v1.{minor}.0"))],
+            );
+        }
+        assert_eq!(
+            versions(&m),
+            [
+                r#"baton_service_version_info{environment="production",service="api",version="api-v0.9.0"} 1"#,
+                r#"baton_service_version_info{environment="staging",service="api",version="api-v1.49.0"} 1"#,
+            ],
+            "web is no longer recorded in staging: its series went too"
+        );
+
+        // Nothing recorded any more: the environment's series go.
+        m.set_running("syrf", "production", &[]);
+        assert_eq!(
+            versions(&m),
+            [
+                r#"baton_service_version_info{environment="staging",service="api",version="api-v1.49.0"} 1"#
+            ]
+        );
+    }
+
+    #[test]
+    fn service_version_info_keeps_a_series_another_namespace_still_holds() {
+        let m = Metrics::new();
+        m.set_running("team-a", "production", &[record("api", "api-v1.0.0")]);
+        m.set_running("team-b", "production", &[record("api", "api-v1.0.0")]);
+        m.set_running("team-a", "production", &[record("api", "api-v2.0.0")]);
+        assert_eq!(
+            versions(&m),
+            [
+                r#"baton_service_version_info{environment="production",service="api",version="api-v1.0.0"} 1"#,
+                r#"baton_service_version_info{environment="production",service="api",version="api-v2.0.0"} 1"#,
+            ],
+            "team-b still runs api-v1.0.0 in its production"
+        );
+        m.set_running("team-b", "production", &[record("api", "api-v2.0.0")]);
+        assert_eq!(
+            versions(&m),
+            [
+                r#"baton_service_version_info{environment="production",service="api",version="api-v2.0.0"} 1"#
+            ]
+        );
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Reque
     let all: Vec<&Promotion> = promotions.iter().map(AsRef::as_ref).collect();
 
     let own = records(&ctx, &env, &name, &env, &all).await?;
+    ctx.metrics.set_running(&ns, &name, &own);
     let mut status = env.status.clone().unwrap_or_default();
     let before = status.clone();
     let stamp = Time(now);
@@ -437,7 +438,7 @@ async fn auto_promote(
 
 /// The downstream's current value of each candidate service, read from its GitOps
 /// files at the head of the base branch (`Err`: a file or path the user must fix).
-async fn in_git<G: Provider>(
+pub async fn in_git<G: Provider>(
     gh: &G,
     env: &Environment,
     candidates: &[&ServiceRecord],

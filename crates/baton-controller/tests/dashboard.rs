@@ -31,6 +31,16 @@ fn exported() -> BTreeSet<String> {
             .into_iter()
             .collect(),
     );
+    m.set_running(
+        "syrf",
+        "production",
+        &[baton_api::environment::ServiceRecord {
+            name: "api".into(),
+            version: "api-v1.0.0".into(),
+            promotion: "production-api".into(),
+            ..Default::default()
+        }],
+    );
     m.github_request("get_pull", "2xx", Some(4999));
     m.reconciled(std::time::Duration::from_millis(3), Some("kubernetes"));
     let mut names = BTreeSet::new();
@@ -114,6 +124,7 @@ fn every_dashboard_query_names_exported_metrics() {
         "baton_github_requests_total",
         "baton_github_rate_limit_remaining",
         "baton_reconcile_errors_total",
+        "baton_service_version_info",
     ] {
         assert!(used.contains(needed), "dashboard does not plot {needed}");
     }

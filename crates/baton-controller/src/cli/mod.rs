@@ -3,11 +3,16 @@
 //! - [`promote`]: `baton promote`, the pure part (arguments, validation, the
 //!   Promotion's name and spec, `--dry-run` YAML, progress lines, exit codes);
 //! - [`promote_io`]: the same command's Kubernetes calls (create, compare, watch);
-//! - [`rollback`]: `baton rollback` and `baton unblock`.
+//! - [`rollback`]: `baton rollback` and `baton unblock`;
+//! - [`status`]: `baton status`, the pure part (the board of what runs where, its
+//!   marks, table/JSON/YAML, exit codes);
+//! - [`status_io`]: its reads (Environments, Promotions, Applications, GitOps files).
 
 pub mod promote;
 pub mod promote_io;
 pub mod rollback;
+pub mod status;
+pub mod status_io;
 
 use std::ffi::OsStr;
 use std::path::Path;
