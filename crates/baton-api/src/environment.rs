@@ -86,6 +86,9 @@ pub struct EnvironmentSpec {
     #[serde(default = "default_history_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub history_limit: u32,
+    /// A production environment (GitHub Deployments are marked `production_environment`).
+    #[serde(default)]
+    pub production: bool,
     /// Pull request policy.
     #[serde(default)]
     pub pull_request: PullRequestPolicy,
@@ -349,6 +352,11 @@ pub struct ApplicationsSpec {
     #[serde(default = "default_application_name")]
     #[schemars(length(min = 1, max = 253), regex(pattern = TEMPLATE_PATTERN))]
     pub name: String,
+    /// Argo CD's web address (`https://argocd.example.com`): deployments and PR comments
+    /// link each Application there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://[^{}]*$"))]
+    pub url: Option<String>,
 }
 
 impl Default for ApplicationsSpec {
@@ -356,6 +364,7 @@ impl Default for ApplicationsSpec {
         Self {
             namespace: default_argocd_namespace(),
             name: default_application_name(),
+            url: None,
         }
     }
 }
@@ -403,6 +412,12 @@ pub struct NotificationPolicy {
     /// Create or update a GitHub release per promotion in the source repository.
     #[serde(default)]
     pub release: bool,
+    /// GitHub Deployments on each service's source commit, in the GitHub environment
+    /// named after this Environment: queued when the PR opens, in_progress once merged,
+    /// success when Synced (the previous one of that service marked inactive), failure
+    /// or error otherwise.
+    #[serde(default)]
+    pub deployments: bool,
 }
 
 /// Commit status settings.

@@ -254,6 +254,24 @@ pub struct PromotionStatus {
     /// The rollback Promotion created when this one failed after its merge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolled_back_by: Option<String>,
+    /// GitHub Deployments of this promotion, one per service (with
+    /// `notifications.deployments`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<DeploymentRecord>,
+}
+
+/// One service's GitHub Deployment and the last state posted on it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRecord {
+    pub service: String,
+    /// `owner/name` of the source repository.
+    pub repository: String,
+    /// GitHub's deployment id; 0 while being created (a restart looks it up first).
+    pub id: u64,
+    /// The last state posted (`queued`, `in_progress`, `success`, `failure`, `error`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub state: String,
 }
 
 /// The newer Promotion that replaced this one.
@@ -411,6 +429,8 @@ pub enum NotificationKind {
     SupersededComment,
     /// Failure status on the commit of a version a rollback removed.
     RolledBackStatus,
+    /// The comment on the PR with each Application's result.
+    ResultComment,
 }
 
 /// A notification Baton attempted, recorded before the attempt so a restart knows to

@@ -3,10 +3,11 @@
 //! to do (so a restart looks before repeating it). Every external write checks the
 //! fence first: a replica that lost the Lease writes nothing more.
 
+use baton_api::promotion::DeploymentRecord;
 use baton_api::promotion::{NotificationKind, Promotion, PromotionStatus, PullRequestStatus};
 use baton_github::{
-    BranchHead, CommitStatus, GitHubError, PromotionChange, Provider, PullRequest, ReleaseNote,
-    RepoRef,
+    BranchHead, CommitStatus, DeploymentRequest, DeploymentUpdate, GitHubError, PromotionChange,
+    Provider, PullRequest, ReleaseNote, RepoRef,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -78,6 +79,12 @@ pub async fn perform<G: Provider>(
             status: commit_status,
         } => post_status(s, w, services, *kind, repo, sha, commit_status, status).await,
         Effect::CreateRelease { repo, note } => create_release(s, w, repo, note, status).await,
+        Effect::Deployment {
+            service,
+            request,
+            update,
+            retire,
+        } => deployment(s, w, service, request, update, *retire, status).await,
         Effect::SetAutoMerge { node_id, enabled } => {
             w.fence().check()?;
             let problem = s.gh.set_auto_merge(node_id, *enabled).await?;
@@ -117,13 +124,18 @@ pub async fn perform<G: Provider>(
             kind,
             marker,
             body,
+            edit,
         } => {
             let keys = [None];
             if record::begin(w, status, *kind, &keys, s.now).await? == Attempt::Done {
                 return Ok(());
             }
             w.fence().check()?;
-            s.gh.comment_once(repo, *number, marker, body).await?;
+            if *edit {
+                s.gh.upsert_comment(repo, *number, marker, body).await?;
+            } else {
+                s.gh.comment_once(repo, *number, marker, body).await?;
+            }
             tracing::info!(promotion = %name(s.promotion), number, "pull request comment posted");
             record::finish(status, *kind, &keys, s.now, None);
             Ok(())
@@ -235,6 +247,76 @@ async fn create_release<G: Provider>(
     let refused = failed.as_deref().map(|why| (why, s.credentials));
     record::finish(status, kind, &keys, s.now, refused);
     Ok(())
+}
+
+/// Moves one service's GitHub Deployment: created once (recorded ahead with id 0, so a
+/// restart looks it up before creating another), then the status posted and recorded.
+#[allow(clippy::too_many_arguments)]
+async fn deployment<G: Provider>(
+    s: &Scene<'_, G>,
+    w: &mut Writer,
+    service: &str,
+    request: &DeploymentRequest,
+    update: &DeploymentUpdate,
+    retire: bool,
+    status: &mut PromotionStatus,
+) -> Result<(), Error> {
+    let known = status
+        .deployments
+        .iter()
+        .find(|d| d.service == service)
+        .map(|d| d.id);
+    let result = async {
+        let id = match known {
+            Some(id) if id > 0 => id,
+            _ => {
+                if known.is_none() {
+                    status.deployments.push(DeploymentRecord {
+                        service: service.to_owned(),
+                        repository: request.repo.path(),
+                        id: 0,
+                        state: String::new(),
+                    });
+                    w.write(status).await?;
+                }
+                w.fence().check()?;
+                let id = s.gh.ensure_deployment(request, known.is_some()).await?;
+                if let Some(d) = status.deployments.iter_mut().find(|d| d.service == service) {
+                    d.id = id;
+                }
+                id
+            }
+        };
+        w.fence().check()?;
+        s.gh.deployment_status(&request.repo, id, update).await?;
+        if let Some(d) = status.deployments.iter_mut().find(|d| d.service == service) {
+            d.state = update.state.as_str().to_owned();
+        }
+        tracing::info!(promotion = %name(s.promotion), repository = %request.repo, service, deployment = id, state = update.state.as_str(), "deployment status posted");
+        if retire
+            && let Some(old) =
+                s.gh.retire_previous(&request.repo, &request.environment, &request.task, id)
+                    .await?
+        {
+            tracing::info!(promotion = %name(s.promotion), repository = %request.repo, service, deployment = old, "previous deployment marked inactive");
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(Error::GitHub(e)) if e.is_permanent() => {
+            // Refused for good (no access to the repository, unknown commit): said once,
+            // and the deployment is left as it is rather than retried forever.
+            let call = format!("deployment of {service}");
+            settle(s, Err(e), &call, &request.repo, &request.sha).await?;
+            if let Some(d) = status.deployments.iter_mut().find(|d| d.service == service) {
+                d.state = update.state.as_str().to_owned();
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A notification's outcome: delivered (`None`), refused for good (`Some(why)`, with a

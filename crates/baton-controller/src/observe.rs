@@ -74,6 +74,7 @@ pub fn policy(env: &Environment) -> Result<Policy, String> {
             None => std::time::Duration::ZERO,
         },
         queue: env.spec.queue,
+        deployments: env.spec.notifications.deployments,
     })
 }
 

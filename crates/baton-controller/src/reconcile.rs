@@ -224,6 +224,10 @@ async fn perform(
         _ => None,
     };
     let snapshot = status.clone();
+    let applications: Vec<_> = match &obs.seen {
+        Seen::Applications(apps) => apps.iter().map(|a| a.record.clone()).collect(),
+        _ => vec![],
+    };
     let subject = Subject {
         promotion: p,
         env,
@@ -236,6 +240,7 @@ async fn perform(
             Seen::Superseded { successor, .. } => Some(successor),
             _ => None,
         },
+        applications: &applications,
     };
     let planned = effects::build(&d.actions, &subject).map_err(Error::Blocked)?;
     let scene = Scene {
@@ -358,6 +363,7 @@ async fn cleanup(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         reason: "",
         notes: &[],
         successor: None,
+        applications: &[],
     };
     let planned = effects::build(&actions, &subject).map_err(Error::Blocked)?;
     let now = Time(Timestamp::now());

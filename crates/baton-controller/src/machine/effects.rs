@@ -55,13 +55,23 @@ pub enum Effect {
         node_id: String,
         enabled: bool,
     },
-    /// A comment on the PR, posted once (a comment carrying `marker` is not repeated).
+    /// A comment on the PR carrying `marker`: posted once, or with `edit`, kept as one
+    /// comment edited in place.
     CommentPullRequest {
         repo: RepoRef,
         number: u64,
         kind: NotificationKind,
         marker: String,
         body: String,
+        edit: bool,
+    },
+    /// `service`'s GitHub Deployment moved to `update.state` (created when needed);
+    /// with `retire`, the previous deployment of the service there goes inactive.
+    Deployment {
+        service: String,
+        request: Box<baton_github::DeploymentRequest>,
+        update: baton_github::DeploymentUpdate,
+        retire: bool,
     },
 }
 
@@ -77,6 +87,7 @@ impl Effect {
             Effect::CreateRelease { .. } => "create release",
             Effect::CommentPullRequest { .. } => "comment on pull request",
             Effect::SetAutoMerge { .. } => "set auto-merge",
+            Effect::Deployment { .. } => "update deployment",
         }
     }
 }
@@ -96,6 +107,8 @@ pub struct Subject<'a> {
     pub notes: &'a [String],
     /// The Promotion replacing this one, when superseded.
     pub successor: Option<&'a Successor>,
+    /// The Applications as this reconcile saw them (for the result comment).
+    pub applications: &'a [baton_api::promotion::ApplicationObservation],
 }
 
 /// Why effects could not be built (a spec the schema let through but that cannot work).
@@ -162,10 +175,33 @@ pub fn build(actions: &[Action], s: &Subject<'_>) -> Result<Vec<Effect>, PlanErr
                         kind: NotificationKind::SupersededComment,
                         marker: superseded_marker(s.promotion),
                         body: superseded_comment(s.promotion, next),
+                        edit: false,
                     });
                 }
             }
             Action::CommentSuperseded => {}
+            Action::CommentResult if pr.number > 0 => {
+                let marker = format!(
+                    "<!-- baton:result uid={} -->",
+                    s.promotion.metadata.uid.as_deref().unwrap_or_default()
+                );
+                out.push(Effect::CommentPullRequest {
+                    repo: gitops.clone(),
+                    number: pr.number,
+                    kind: NotificationKind::ResultComment,
+                    body: plan::result_comment(
+                        s.promotion,
+                        s.env,
+                        s.applications,
+                        s.reason,
+                        &marker,
+                    ),
+                    marker,
+                    edit: true,
+                });
+            }
+            Action::CommentResult => {}
+            Action::Deploy { service, state } => out.extend(deployment(s, service, *state)?),
             Action::SetAutoMerge { node_id, enabled } => out.push(Effect::SetAutoMerge {
                 node_id: node_id.clone(),
                 enabled: *enabled,
@@ -229,6 +265,84 @@ fn rolled_back_status(s: &Subject<'_>, service: &str) -> Result<Option<Effect>, 
                 .map(|pr| pr.url.clone())
                 .filter(|u| !u.is_empty()),
         },
+    }))
+}
+
+/// A service's deployment moved to `state`, with what GitHub shows for it.
+fn deployment(
+    s: &Subject<'_>,
+    service: &str,
+    state: baton_github::DeploymentState,
+) -> Result<Option<Effect>, PlanError> {
+    use baton_github::{DeploymentRequest, DeploymentState as S, DeploymentUpdate};
+    let p = s.promotion;
+    let Some(src) = p.spec.source_of(service) else {
+        return Ok(None);
+    };
+    let env = &s.env.spec;
+    let value = p
+        .spec
+        .services
+        .iter()
+        .find(|v| v.name == service)
+        .map(|v| plan::short_value(v.value()).to_owned())
+        .unwrap_or_default();
+    let what = format!("{service}:{value}");
+    let environment = &p.spec.environment;
+    let pr = s
+        .status
+        .pull_request
+        .as_ref()
+        .filter(|pr| pr.number > 0)
+        .map(|pr| format!(" (PR #{})", pr.number))
+        .unwrap_or_default();
+    let description = match state {
+        S::Queued => format!("{what} to {environment}: waiting for review{pr}"),
+        S::InProgress => format!("{what} to {environment}: merged, Argo CD is syncing"),
+        S::Success => format!("Deployed {what} to {environment}"),
+        S::Failure => format!("Failed to deploy {what} to {environment}: {}", s.reason),
+        S::Error | S::Inactive => format!("Not deployed to {environment}: {}", s.reason),
+    };
+    let app = plan::applications(&p.spec.services, environment, env)
+        .into_iter()
+        .find(|a| a.service == service);
+    let log_url = match (&env.applications.url, &app) {
+        (Some(base), Some(a)) => Some(format!(
+            "{}/applications/{}/{}",
+            base.trim_end_matches('/'),
+            a.namespace,
+            a.name
+        )),
+        _ => None,
+    };
+    let environment_url = env
+        .notifications
+        .commit_status
+        .target_url
+        .as_deref()
+        .map(|u| expand(u, service, environment))
+        .or_else(|| log_url.clone());
+    Ok(Some(Effect::Deployment {
+        service: service.to_owned(),
+        request: Box::new(DeploymentRequest {
+            repo: RepoRef::parse(&src.repository).map_err(|e| e.to_string())?,
+            sha: src.commit.clone(),
+            environment: environment.clone(),
+            task: format!("deploy:{service}"),
+            description: format!("{what} to {environment} (Promotion {})", p.name_any()),
+            production: s.env.spec.production,
+            marker: format!(
+                "{}/{service}",
+                p.metadata.uid.as_deref().unwrap_or_default()
+            ),
+        }),
+        update: DeploymentUpdate {
+            state,
+            description,
+            log_url,
+            environment_url,
+        },
+        retire: state == S::Success,
     }))
 }
 

@@ -24,6 +24,7 @@ pub mod effects;
 pub mod gates;
 pub mod health;
 pub mod next_status;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod rollback;
@@ -47,8 +48,17 @@ const SYNC_POLL: Duration = Duration::from_secs(30);
 /// How often a promotion with a refused notification looks for new credentials.
 const REFUSED_RECHECK: Duration = Duration::from_secs(300);
 
-/// Decides the next step of a promotion: the transition table.
+/// Decides the next step of a promotion: the transition table, then what the
+/// transition tells people (GitHub Deployments, the result comment on the PR).
 pub fn decide(input: &Inputs<'_>) -> Decision {
+    let mut d = transition(input);
+    let more = notify::actions(input, &d);
+    d.actions.extend(more);
+    d
+}
+
+/// The transition table.
+fn transition(input: &Inputs<'_>) -> Decision {
     let phase = input.status.phase.unwrap_or_default();
     match (phase, &input.seen) {
         (Phase::Synced | Phase::Failed | Phase::Rejected | Phase::Superseded, _) => {

@@ -140,6 +140,63 @@ pub fn superseded_description(services: &[(&str, &str)], environment: &str, by: 
     baton_github::naming::truncate(&text, baton_github::naming::MAX_STATUS_DESCRIPTION)
 }
 
+/// The result comment on a merged PR: each Application Synced/Healthy at which revision,
+/// or what failed and Argo CD's message.
+pub fn result_comment(
+    p: &baton_api::Promotion,
+    env: &baton_api::Environment,
+    apps: &[baton_api::promotion::ApplicationObservation],
+    reason: &str,
+    marker: &str,
+) -> String {
+    use kube::ResourceExt;
+    let synced = apps.iter().all(|a| {
+        a.at_target
+            && a.sync_status.as_deref() == Some("Synced")
+            && a.health_status.as_deref() == Some("Healthy")
+    }) && !apps.is_empty();
+    let outcome = if synced {
+        "Synced and Healthy".to_owned()
+    } else {
+        format!("failed: {reason}")
+    };
+    let mut out = format!(
+        "### Deployment to {}: {outcome}\n\n| Application | Sync | Health | Revision |\n|---|---|---|---|\n",
+        p.spec.environment
+    );
+    let base = env
+        .spec
+        .applications
+        .url
+        .as_deref()
+        .map(|u| u.trim_end_matches('/'));
+    for a in apps {
+        let name = match base {
+            Some(b) => format!(
+                "[{}/{}]({b}/applications/{}/{})",
+                a.namespace, a.name, a.namespace, a.name
+            ),
+            None => format!("`{}/{}`", a.namespace, a.name),
+        };
+        let rev = a
+            .revision
+            .as_deref()
+            .map(|r| r.get(..7).unwrap_or(r))
+            .unwrap_or("-");
+        out.push_str(&format!(
+            "| {name} | {} | {} | `{rev}` |\n",
+            a.sync_status.as_deref().unwrap_or("not found"),
+            a.health_status.as_deref().unwrap_or("-"),
+        ));
+    }
+    out.push_str(&format!(
+        "\nPromotion `{}/{}`.\n\n{marker}\n",
+        p.namespace().unwrap_or_default(),
+        p.name_any()
+    ));
+    baton_github::naming::truncate(&out, baton_github::naming::MAX_PR_BODY)
+}
+
 /// `https://github.com` for `https://api.github.com`, `https://ghe.example.com` for
 /// `https://ghe.example.com/api/v3`.
 pub fn web_url(api: &str) -> String {

@@ -134,6 +134,8 @@ pub struct Policy {
     /// How long the upstream must have run a version (zero: no soak).
     pub soak: Duration,
     pub queue: baton_api::environment::QueuePolicy,
+    /// GitHub Deployments on the source commits.
+    pub deployments: bool,
 }
 
 /// A prepared change: the base commit and every file's new content.
@@ -208,6 +210,13 @@ pub enum Action {
     CreateRelease,
     /// A comment on the open PR linking the Promotion that replaced this one.
     CommentSuperseded,
+    /// Moves `service`'s GitHub Deployment to `state` (created first when needed).
+    Deploy {
+        service: String,
+        state: baton_github::DeploymentState,
+    },
+    /// The comment on the merged PR with each Application's result (edited in place).
+    CommentResult,
     /// Failure status on the commit of a version a rollback removed.
     PostRolledBack {
         service: String,

@@ -44,6 +44,10 @@ pub enum Operation {
     GetInstallation,
     ListComments,
     CreateComment,
+    UpdateComment,
+    ListDeployments,
+    CreateDeployment,
+    CreateDeploymentStatus,
 }
 
 impl Operation {
@@ -61,6 +65,10 @@ impl Operation {
             Operation::ListPulls => "list_pulls",
             Operation::ListComments => "list_comments",
             Operation::CreateComment => "create_comment",
+            Operation::UpdateComment => "update_comment",
+            Operation::ListDeployments => "list_deployments",
+            Operation::CreateDeployment => "create_deployment",
+            Operation::CreateDeploymentStatus => "create_deployment_status",
             Operation::CreatePull => "create_pull",
             Operation::GetPull => "get_pull",
             Operation::UpdatePull => "update_pull",

@@ -8,6 +8,7 @@
 pub mod ancestry;
 pub mod auth;
 pub mod client;
+pub mod deployments;
 pub mod files;
 pub mod graphql;
 pub mod pulls;

@@ -228,6 +228,61 @@ impl PullRequests for GitHub {
         pull_request(&v)
     }
 
+    async fn upsert_comment(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+        marker: &str,
+        body: &str,
+    ) -> Result<(), GitHubError> {
+        let path = format!("/repos/{}/issues/{number}/comments", repo.path());
+        let existing = self
+            .call(
+                Operation::ListComments,
+                Method::GET,
+                format!("{path}?per_page=100"),
+                None,
+            )
+            .await?
+            .ok(Operation::ListComments)?;
+        let found = existing.as_array().and_then(|a| {
+            a.iter().find(|c| {
+                c.get("body")
+                    .and_then(|b| b.as_str())
+                    .is_some_and(|b| b.contains(marker))
+            })
+        });
+        match found {
+            Some(c) if c.get("body").and_then(|b| b.as_str()) == Some(body) => Ok(()),
+            Some(c) => {
+                let id = c
+                    .get("id")
+                    .and_then(|i| i.as_u64())
+                    .ok_or_else(|| super::decode_err(Operation::ListComments, "id"))?;
+                self.call(
+                    Operation::UpdateComment,
+                    Method::PATCH,
+                    format!("/repos/{}/issues/comments/{id}", repo.path()),
+                    Some(json!({ "body": body })),
+                )
+                .await?
+                .ok(Operation::UpdateComment)?;
+                Ok(())
+            }
+            None => {
+                self.call(
+                    Operation::CreateComment,
+                    Method::POST,
+                    path,
+                    Some(json!({ "body": body })),
+                )
+                .await?
+                .ok(Operation::CreateComment)?;
+                Ok(())
+            }
+        }
+    }
+
     async fn set_auto_merge(
         &self,
         node_id: &str,

@@ -4,12 +4,14 @@
 //! and is the checklist a second provider (GitLab, Gitea) would pass.
 
 mod ancestry;
+mod deployments;
 mod files;
 mod pulls;
 mod releases;
 mod statuses;
 
 pub use ancestry::Ancestry;
+pub use deployments::{DeploymentRequest, DeploymentState, DeploymentUpdate, Deployments};
 pub use files::{BranchHead, FileChange, Files, RepoFile};
 pub use pulls::{PrState, PromotionChange, PullRequest, PullRequests, ReviewDecision};
 pub use releases::{ReleaseNote, Releases};
@@ -58,8 +60,11 @@ pub enum Outcome {
 
 /// Everything the controller needs from a source-control provider.
 pub trait Provider:
-    Files + PullRequests + CommitStatuses + Releases + Ancestry + Send + Sync
+    Files + PullRequests + CommitStatuses + Releases + Deployments + Ancestry + Send + Sync
 {
 }
 
-impl<T: Files + PullRequests + CommitStatuses + Releases + Ancestry + Send + Sync> Provider for T {}
+impl<T: Files + PullRequests + CommitStatuses + Releases + Deployments + Ancestry + Send + Sync>
+    Provider for T
+{
+}

@@ -127,6 +127,15 @@ pub trait PullRequests {
         marker: &str,
         body: &str,
     ) -> impl Future<Output = Result<(), GitHubError>> + Send;
+    /// Keeps one comment carrying `marker` on the PR with `body`: edited in place when
+    /// it exists (and differs), created otherwise.
+    fn upsert_comment(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+        marker: &str,
+        body: &str,
+    ) -> impl Future<Output = Result<(), GitHubError>> + Send;
     /// Turns auto-merge on or off on an open PR (node id from [`PullRequest::node_id`]):
     /// off while a window holds merges, on again when it opens. A refusal (repository
     /// settings) is returned as text, not as an error.

@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use state::State;
-pub use state::{Fault, FaultKind, LoggedRequest, Pull, Release, Status};
+pub use state::{
+    Comment, Deployment, DeploymentStatus, Fault, FaultKind, LoggedRequest, Pull, Release, Status,
+};
 
 /// A running fake GitHub. Dropping it stops the server.
 pub struct FakeGitHub {
@@ -173,6 +175,14 @@ impl FakeGitHub {
         self.lock()
             .repo(repo)
             .map(|r| r.releases.clone())
+            .unwrap_or_default()
+    }
+
+    /// The deployments of `repo`, oldest first.
+    pub fn deployments(&self, repo: &str) -> Vec<Deployment> {
+        self.lock()
+            .repo(repo)
+            .map(|r| r.deployments.clone())
             .unwrap_or_default()
     }
 

@@ -120,6 +120,29 @@ pub struct Repo {
     pub pulls: Vec<Pull>,
     pub statuses: HashMap<String, Vec<Status>>,
     pub releases: Vec<Release>,
+    pub deployments: Vec<Deployment>,
+}
+
+/// A deployment and its statuses (oldest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: u64,
+    pub sha: String,
+    pub task: String,
+    pub environment: String,
+    pub description: String,
+    pub production: bool,
+    pub payload: serde_json::Value,
+    pub statuses: Vec<DeploymentStatus>,
+}
+
+/// One deployment status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentStatus {
+    pub state: String,
+    pub description: String,
+    pub log_url: Option<String>,
+    pub environment_url: Option<String>,
 }
 
 pub struct App {
@@ -334,6 +357,7 @@ impl Repo {
             pulls: Vec::new(),
             statuses: HashMap::new(),
             releases: Vec::new(),
+            deployments: Vec::new(),
         }
     }
 

@@ -14,6 +14,7 @@
 
 pub mod auth;
 mod compare;
+mod deployments;
 pub mod graphql;
 mod pulls;
 mod refs;
@@ -70,6 +71,7 @@ pub fn repo(repo: &mut Repo, req: &RepoRequest) -> Reply {
         Some("pulls" | "issues") => pulls::handle(repo, req),
         Some("commits" | "statuses") => statuses::handle(repo, req),
         Some("releases") => releases::handle(repo, req),
+        Some("deployments") => deployments::handle(repo, req),
         Some("compare") => compare::handle(repo, req),
         _ => not_found(),
     }
