@@ -264,6 +264,7 @@ mod tests {
             windows: vec![],
             rollback: Default::default(),
             history_limit: 10,
+            production: false,
             pull_request: Default::default(),
             notifications: Default::default(),
             source_repositories: vec![],

@@ -20,6 +20,7 @@ fn policy() -> Policy {
         commit_status: true,
         soak: Duration::ZERO,
         queue: Default::default(),
+        deployments: false,
     }
 }
 
