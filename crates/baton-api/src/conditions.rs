@@ -74,6 +74,7 @@ pub const REASON_UPSTREAM_CYCLE: &str = "UpstreamCycle";
 pub const REASON_PIPELINE_VALID: &str = "PipelineValid";
 pub const REASON_VERSION_BLOCKED: &str = "VersionBlocked";
 pub const REASON_ROLLBACK_FAILED: &str = "RollbackFailed";
+pub const REASON_GITHUB_BUDGET: &str = "GitHubBudget";
 
 /// Every reason Baton writes, so a reason read back from status maps to its constant.
 pub const ALL_REASONS: &[&str] = &[
@@ -103,6 +104,7 @@ pub const ALL_REASONS: &[&str] = &[
     REASON_PIPELINE_VALID,
     REASON_VERSION_BLOCKED,
     REASON_ROLLBACK_FAILED,
+    REASON_GITHUB_BUDGET,
 ];
 
 /// Every reason that means "something is in the way": shown with a Warning Event when it

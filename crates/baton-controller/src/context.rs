@@ -235,9 +235,13 @@ impl Context {
                 other => ConnectError::Transient(other.into()),
             })?;
         let metrics = self.metrics.clone();
-        let gh = Arc::new(gh.observed_by(Arc::new(move |op, class, remaining| {
-            metrics.github_request(op.as_str(), class, remaining)
-        })));
+        let waits = self.metrics.clone();
+        let gh = Arc::new(
+            gh.observed_by(Arc::new(move |op, class, remaining| {
+                metrics.github_request(op.as_str(), class, remaining)
+            }))
+            .budget_observed_by(Arc::new(move |wait| waits.budget_wait(wait))),
+        );
         // The old connection (an older Secret version) is dropped with its caches.
         self.github
             .lock()

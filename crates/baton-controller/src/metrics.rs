@@ -140,6 +140,8 @@ pub struct Metrics {
     pub rollbacks: Family<RollbackLabels, Gauge>,
     pub github_requests: Family<GitHubLabels, Counter>,
     pub github_remaining: Gauge,
+    pub github_budget_wait_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    pub github_budget_holds: Counter,
     pub reconcile_seconds: Histogram,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub service_versions: Family<VersionLabels, Gauge>,
@@ -166,6 +168,8 @@ impl Metrics {
             rollbacks: Family::default(),
             github_requests: Family::default(),
             github_remaining: Gauge::default(),
+            github_budget_wait_seconds: Counter::default(),
+            github_budget_holds: Counter::default(),
             reconcile_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             reconcile_errors: Family::default(),
             service_versions: Family::default(),
@@ -203,6 +207,16 @@ impl Metrics {
             "github_requests",
             "GitHub API requests by operation and status class (304s are free)",
             m.github_requests.clone(),
+        );
+        registry.register(
+            "github_budget_wait_seconds",
+            "Time GitHub requests were held back because Baton's share of the hourly budget was spent (per budget window)",
+            m.github_budget_wait_seconds.clone(),
+        );
+        registry.register(
+            "github_budget_holds",
+            "Reconciles that waited for the GitHub budget (condition GitHubBudget)",
+            m.github_budget_holds.clone(),
         );
         registry.register(
             "github_rate_limit_remaining",
@@ -414,6 +428,11 @@ impl Metrics {
         if let Some(r) = remaining {
             self.github_remaining.set(r);
         }
+    }
+
+    /// The GitHub budget guard started holding requests for `wait`.
+    pub fn budget_wait(&self, wait: Duration) {
+        self.github_budget_wait_seconds.inc_by(wait.as_secs_f64());
     }
 
     /// A reconcile finished.

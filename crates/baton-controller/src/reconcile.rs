@@ -52,7 +52,14 @@ async fn reconcile_inner(p: Arc<Promotion>, ctx: &Context) -> Result<Requeue, Er
         Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
     finalizer(&api, FINALIZER, p, |event| async {
         match event {
-            FinalizerEvent::Apply(p) => apply(&p, ctx).await,
+            FinalizerEvent::Apply(p) => match apply(&p, ctx).await {
+                Err(Error::GitHub(baton_github::GitHubError::BudgetExhausted {
+                    remaining,
+                    limit,
+                    reset_in,
+                })) => hold_for_budget(&p, ctx, remaining, limit, reset_in).await,
+                other => other,
+            },
             FinalizerEvent::Cleanup(p) => cleanup(&p, ctx).await,
         }
     })
@@ -147,6 +154,59 @@ async fn apply(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         Some(after) => Requeue::requeue(after.min(ctx.config.max_requeue)),
         None => Requeue::await_change(),
     })
+}
+
+/// Baton's share of the GitHub budget is spent: the Promotion keeps its phase and says
+/// so (`GitHubBudget`, with when it resumes) instead of failing or retrying blindly, and
+/// is looked at again when the budget window resets.
+async fn hold_for_budget(
+    p: &Promotion,
+    ctx: &Context,
+    remaining: i64,
+    limit: i64,
+    reset_in: Duration,
+) -> Result<Requeue, Error> {
+    use baton_api::conditions::{self as c, Condition, ConditionStatus, set_condition};
+    ctx.metrics.github_budget_holds.inc();
+    let now = Timestamp::now();
+    let resumes = now
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(
+            i64::try_from(reset_in.as_secs()).unwrap_or(i64::MAX / 2),
+        ))
+        .unwrap_or(now);
+    let api: Api<Promotion> =
+        Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
+    // A write may have happened before the guard tripped: start from what is stored.
+    let fresh = api.get(&p.name_any()).await?;
+    let before = fresh.status.clone().unwrap_or_default();
+    let mut status = before.clone();
+    if status.phase.is_none() {
+        status.phase = Some(Phase::Pending);
+        status.phase_times.enter(Phase::Pending, Time(now));
+    }
+    set_condition(
+        &mut status.conditions,
+        Condition {
+            r#type: c::TYPE_READY.into(),
+            status: ConditionStatus::False,
+            reason: c::REASON_GITHUB_BUDGET.into(),
+            message: format!(
+                "waiting for GitHub's request budget: {remaining} of {limit} requests left this hour, and Baton keeps the rest of its share for other users of these credentials; resumes at {}",
+                resumes
+                    .round(k8s_openapi::jiff::Unit::Second)
+                    .unwrap_or(resumes)
+            ),
+            observed_generation: fresh.metadata.generation,
+            last_transition_time: Time(now),
+        },
+    );
+    if status != before {
+        Writer::new(ctx.client.clone(), &fresh, ctx.fence.clone())
+            .write(&status)
+            .await?;
+    }
+    tracing::info!(promotion = %p.name_any(), namespace = %p.namespace().unwrap_or_default(), remaining, limit, resume_in_s = reset_in.as_secs(), "waiting for the GitHub request budget");
+    Ok(Requeue::requeue(reset_in + Duration::from_secs(1)))
 }
 
 /// Facts observed that the status keeps whatever the actions do.

@@ -13,6 +13,16 @@ pub enum GitHubError {
     },
     #[error("GitHub rate limit: retry in {0:?}")]
     RateLimited(Duration),
+    /// Baton's share of the request budget is spent: nothing was sent.
+    #[error(
+        "GitHub request budget: {remaining} of {limit} requests left this hour, the rest is kept for other users of these credentials; resets in {}s",
+        reset_in.as_secs()
+    )]
+    BudgetExhausted {
+        remaining: i64,
+        limit: i64,
+        reset_in: Duration,
+    },
     #[error("GitHub {operation}: {message}")]
     Transport {
         operation: &'static str,
@@ -38,6 +48,7 @@ impl GitHubError {
             GitHubError::Http { status, .. } if *status == 422 => "github_rejected",
             GitHubError::Http { .. } => "github_http",
             GitHubError::RateLimited(_) => "github_rate_limited",
+            GitHubError::BudgetExhausted { .. } => "github_budget",
             GitHubError::Transport { .. } => "github_transport",
             GitHubError::Decode { .. } => "github_decode",
             GitHubError::Credentials(_) => "github_credentials",
@@ -67,7 +78,9 @@ impl GitHubError {
     pub fn is_transient(&self) -> bool {
         match self {
             GitHubError::Http { status, .. } => *status >= 500 || *status == 429,
-            GitHubError::RateLimited(_) | GitHubError::Transport { .. } => true,
+            GitHubError::RateLimited(_)
+            | GitHubError::BudgetExhausted { .. }
+            | GitHubError::Transport { .. } => true,
             _ => false,
         }
     }

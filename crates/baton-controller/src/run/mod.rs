@@ -48,6 +48,11 @@ pub struct RunArgs {
     /// First retry delay after a GitHub 5xx or timeout, in milliseconds.
     #[arg(long, env = "BATON_GITHUB_RETRY_BASE_MS", default_value_t = 500)]
     pub github_retry_base_ms: u64,
+    /// Share of each GitHub token's or installation's hourly request budget Baton may
+    /// spend (the rest is kept for everything else that uses it); past it, Promotions
+    /// wait with condition `GitHubBudget` until the budget resets.
+    #[arg(long, env = "BATON_GITHUB_BUDGET_SHARE", default_value_t = 0.8)]
+    pub github_budget_share: f64,
     /// Run only while holding the leader Lease, so several replicas never both reconcile.
     #[arg(long, env = "BATON_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -84,6 +89,12 @@ pub enum RunError {
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let max_requeue = baton_api::duration::parse(&args.max_requeue)
         .map_err(|e| RunError::Config(format!("--max-requeue: {e}")))?;
+    if !(args.github_budget_share > 0.0 && args.github_budget_share <= 1.0) {
+        return Err(RunError::Config(format!(
+            "--github-budget-share must be in (0, 1], got {}",
+            args.github_budget_share
+        )));
+    }
     let client = kube::Client::try_default().await?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
@@ -96,6 +107,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     );
     let retry = baton_github::RetryPolicy {
         base_delay: std::time::Duration::from_millis(args.github_retry_base_ms),
+        budget_share: args.github_budget_share,
         ..Default::default()
     };
     let fence = if args.leader_election {

@@ -133,6 +133,9 @@ pub struct RetryPolicy {
     /// A rate-limit wait longer than this is returned to the caller instead of slept.
     pub max_rate_limit_wait: Duration,
     pub request_timeout: Duration,
+    /// The share of each hour's request budget Baton may spend (0 < share <= 1); the
+    /// rest is kept for whatever else uses the same token or installation.
+    pub budget_share: f64,
 }
 
 impl Default for RetryPolicy {
@@ -143,6 +146,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(30),
             max_rate_limit_wait: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
+            budget_share: 0.8,
         }
     }
 }
@@ -157,9 +161,26 @@ pub struct Reply {
 /// Called after every request with the operation, status class and remaining quota.
 pub type Observer = std::sync::Arc<dyn Fn(Operation, &'static str, Option<i64>) + Send + Sync>;
 
+/// Called once per budget window when the budget guard starts holding requests back,
+/// with how long until the window resets.
+pub type BudgetObserver = std::sync::Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// The request budget as GitHub last reported it (`x-ratelimit-*`).
+#[derive(Debug, Default)]
+struct Budget {
+    limit: AtomicI64,
+    remaining: AtomicI64,
+    /// Epoch seconds.
+    reset: AtomicU64,
+    /// The window (its reset) the guard last reported holding requests in.
+    held: AtomicU64,
+}
+
 /// A GitHub connection.
 pub struct GitHub {
     observer: Option<Observer>,
+    budget_observer: Option<BudgetObserver>,
+    budget: Budget,
     pub(crate) crab: Octocrab,
     /// The client for GraphQL when its endpoint is not under the REST base: GitHub
     /// Enterprise serves REST at `<host>/api/v3` and GraphQL at `<host>/api/graphql`.
@@ -176,6 +197,12 @@ impl GitHub {
     pub fn new(crab: Octocrab, api_url: &str, retry: RetryPolicy) -> Self {
         GitHub {
             observer: None,
+            budget_observer: None,
+            budget: Budget {
+                limit: AtomicI64::new(-1),
+                remaining: AtomicI64::new(-1),
+                ..Budget::default()
+            },
             crab,
             graphql: None,
             api: api_url.trim_end_matches('/').to_owned(),
@@ -199,6 +226,48 @@ impl GitHub {
     pub fn observed_by(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
         self
+    }
+
+    /// Tells `observer` when the budget guard starts holding requests back.
+    pub fn budget_observed_by(mut self, observer: BudgetObserver) -> Self {
+        self.budget_observer = Some(observer);
+        self
+    }
+
+    /// Refuses to send when Baton's share of the hour's budget is spent (the rest is
+    /// kept for other users of the same credentials), until the window resets.
+    fn check_budget(&self) -> Result<(), GitHubError> {
+        let limit = self.budget.limit.load(Ordering::Relaxed);
+        let remaining = self.budget.remaining.load(Ordering::Relaxed);
+        let reset = self.budget.reset.load(Ordering::Relaxed);
+        let now = now_secs();
+        if limit <= 0 || remaining < 0 || reset <= now {
+            return Ok(());
+        }
+        let share = self.retry.budget_share.clamp(0.0, 1.0);
+        // Truncation is fine: the reserve is a whole number of requests.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        let reserve = ((limit as f64) * (1.0 - share)).ceil() as i64;
+        if remaining > reserve {
+            return Ok(());
+        }
+        let reset_in = Duration::from_secs(reset - now);
+        if self.budget.held.swap(reset, Ordering::Relaxed) != reset {
+            tracing::warn!(
+                remaining,
+                limit,
+                reset_in_s = reset_in.as_secs(),
+                "GitHub request budget share spent: holding requests until the window resets"
+            );
+            if let Some(o) = &self.budget_observer {
+                o(reset_in);
+            }
+        }
+        Err(GitHubError::BudgetExhausted {
+            remaining,
+            limit,
+            reset_in,
+        })
     }
 
     /// Request counters.
@@ -235,6 +304,7 @@ impl GitHub {
         // the base URL (with GitHub Enterprise's /api/v3) and its credentials, which it
         // only attaches to relative URIs or api.github.com.
         let url = format!("{}{path}", self.api);
+        self.check_budget()?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -274,6 +344,13 @@ impl GitHub {
                     self.notify(op, class(raw.status), raw.remaining);
                     if let Some(r) = raw.remaining {
                         self.stats.remaining.store(r, Ordering::Relaxed);
+                        self.budget.remaining.store(r, Ordering::Relaxed);
+                    }
+                    if let Some(l) = raw.limit {
+                        self.budget.limit.store(l, Ordering::Relaxed);
+                    }
+                    if let Some(r) = raw.reset {
+                        self.budget.reset.store(r, Ordering::Relaxed);
                     }
                     match self.classify(&raw) {
                         Verdict::Done => {
@@ -432,6 +509,7 @@ impl GitHub {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             remaining: num("x-ratelimit-remaining"),
+            limit: num("x-ratelimit-limit"),
             reset: num("x-ratelimit-reset").and_then(|v| u64::try_from(v).ok()),
             retry_after: num("retry-after")
                 .and_then(|v| u64::try_from(v).ok())
@@ -477,6 +555,7 @@ struct Raw {
     body: Value,
     etag: Option<String>,
     remaining: Option<i64>,
+    limit: Option<i64>,
     reset: Option<u64>,
     retry_after: Option<Duration>,
 }

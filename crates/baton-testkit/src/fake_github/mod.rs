@@ -178,6 +178,21 @@ impl FakeGitHub {
             .unwrap_or_default()
     }
 
+    /// Sets the rate-limit window: `remaining` of `limit` requests until `reset_in`
+    /// from now, when it refills to `limit` (as GitHub's hourly window does).
+    pub fn set_budget(&self, limit: i64, remaining: i64, reset_in: Duration) {
+        let mut s = self.lock();
+        s.limit = limit;
+        s.remaining = remaining;
+        s.reset_at =
+            jiff::Timestamp::now().as_second() + i64::try_from(reset_in.as_secs()).unwrap_or(3600);
+    }
+
+    /// Requests left in the current window.
+    pub fn budget_remaining(&self) -> i64 {
+        self.lock().remaining
+    }
+
     /// The deployments of `repo`, oldest first.
     pub fn deployments(&self, repo: &str) -> Vec<Deployment> {
         self.lock()

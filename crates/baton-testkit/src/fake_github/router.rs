@@ -53,6 +53,8 @@ async fn handle(
                 "tripwire: the client is gone",
             ),
             0,
+            5000,
+            0,
         );
     }
     let fault = take_fault(&state, &method, &path);
@@ -70,8 +72,14 @@ async fn handle(
         out = error(StatusCode::BAD_GATEWAY, "Bad Gateway");
     }
 
-    let remaining = {
+    let (remaining, limit, reset_at) = {
         let mut guard = lock(&state);
+        let now = jiff::Timestamp::now().as_second();
+        if guard.reset_at > 0 && now >= guard.reset_at {
+            // A new window: the budget refills.
+            guard.remaining = guard.limit;
+            guard.reset_at = now + 3600;
+        }
         // Like GitHub, a 304 does not count against the rate limit.
         if out.status != StatusCode::NOT_MODIFIED {
             guard.remaining -= 1;
@@ -88,9 +96,9 @@ async fn handle(
             conditional,
             authorization,
         });
-        remaining
+        (remaining, guard.limit, guard.reset_at)
     };
-    respond(out, remaining)
+    respond(out, remaining, limit, reset_at)
 }
 
 /// Counts a request against the tripwire; true once it is past it.
@@ -150,9 +158,13 @@ fn fault_reply(fault: &FaultKind) -> Option<Reply> {
 }
 
 /// The HTTP response for `out`, with the rate-limit headers every GitHub answer has.
-fn respond(out: Reply, remaining: i64) -> Response {
+fn respond(out: Reply, remaining: i64, limit: i64, reset_at: i64) -> Response {
     let now = jiff::Timestamp::now().as_second();
-    let reset = now + i64::try_from(out.exhausted_reset.unwrap_or(3600)).unwrap_or(3600);
+    let reset = match (out.exhausted_reset, reset_at) {
+        (Some(secs), _) => now + i64::try_from(secs).unwrap_or(3600),
+        (None, 0) => now + 3600,
+        (None, at) => at,
+    };
     let mut resp = if out.status == StatusCode::NOT_MODIFIED || out.status == StatusCode::NO_CONTENT
     {
         out.status.into_response()
@@ -160,7 +172,9 @@ fn respond(out: Reply, remaining: i64) -> Response {
         (out.status, axum::Json(out.body)).into_response()
     };
     let h = resp.headers_mut();
-    h.insert("x-ratelimit-limit", HeaderValue::from_static("5000"));
+    if let Ok(v) = HeaderValue::from_str(&limit.to_string()) {
+        h.insert("x-ratelimit-limit", v);
+    }
     h.insert("x-ratelimit-resource", HeaderValue::from_static("core"));
     if let Ok(v) = HeaderValue::from_str(&remaining.to_string()) {
         h.insert("x-ratelimit-remaining", v);

@@ -163,6 +163,10 @@ pub struct State {
     pub tokens: Vec<(String, Instant)>,
     pub next_id: u64,
     pub remaining: i64,
+    /// The hourly budget (`x-ratelimit-limit`) and when the current window resets
+    /// (epoch seconds; 0: an hour from each request, as before any budget is set).
+    pub limit: i64,
+    pub reset_at: i64,
     /// Crash simulation: see [`Tripwire`].
     pub tripwire: Option<Tripwire>,
 }
@@ -200,6 +204,8 @@ impl State {
             tokens: Vec::new(),
             next_id: 1,
             remaining: 5000,
+            limit: 5000,
+            reset_at: 0,
             tripwire: None,
         })
     }
