@@ -23,6 +23,7 @@ fn fast() -> RetryPolicy {
         max_delay: Duration::from_millis(100),
         max_rate_limit_wait: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
+        budget_share: 1.0,
     }
 }
 
@@ -917,4 +918,106 @@ async fn enterprise_rest_and_graphql_urls() {
         graphql_base("https://ghe.example.com/api/v3/").as_deref(),
         Some("https://ghe.example.com/api")
     );
+}
+
+#[tokio::test]
+async fn deployments_are_created_once_and_retire_only_their_own_service() {
+    let w = setup("deployments").await;
+    let source_sha = w
+        .fake
+        .create_repo(&w.source, "main", &[("README.md", "src")]);
+    let src = RepoRef::parse(&w.source).unwrap();
+    let request = |task: &str, marker: &str| DeploymentRequest {
+        repo: src.clone(),
+        sha: source_sha.clone(),
+        environment: "production".into(),
+        task: task.into(),
+        description: "api to production".into(),
+        production: true,
+        marker: marker.into(),
+    };
+    let update = |state| DeploymentUpdate {
+        state,
+        description: "step".into(),
+        log_url: Some("https://argocd.example.com/applications/argocd/api-production".into()),
+        environment_url: None,
+    };
+    let first =
+        w.gh.ensure_deployment(&request("deploy:api", "uid-1/api"), false)
+            .await
+            .unwrap();
+    // After a lost answer, the lookup finds it instead of creating another.
+    let again =
+        w.gh.ensure_deployment(&request("deploy:api", "uid-1/api"), true)
+            .await
+            .unwrap();
+    assert_eq!(first, again);
+    let web =
+        w.gh.ensure_deployment(&request("deploy:web", "uid-1/web"), false)
+            .await
+            .unwrap();
+    for id in [first, web] {
+        w.gh.deployment_status(&src, id, &update(DeploymentState::Success))
+            .await
+            .unwrap();
+    }
+    let second =
+        w.gh.ensure_deployment(&request("deploy:api", "uid-2/api"), false)
+            .await
+            .unwrap();
+    w.gh.deployment_status(&src, second, &update(DeploymentState::Success))
+        .await
+        .unwrap();
+    let retired =
+        w.gh.retire_previous(&src, "production", "deploy:api", second)
+            .await
+            .unwrap();
+    assert_eq!(retired, Some(first));
+    let all = w.fake.deployments(&w.source);
+    assert_eq!(all.len(), 3);
+    let last = |id: u64| {
+        all.iter()
+            .find(|d| d.id == id)
+            .and_then(|d| d.statuses.last())
+            .map(|s| s.state.clone())
+    };
+    assert_eq!(last(first).as_deref(), Some("inactive"));
+    assert_eq!(
+        last(web).as_deref(),
+        Some("success"),
+        "another service's deployment is left alone"
+    );
+    assert_eq!(last(second).as_deref(), Some("success"));
+}
+
+#[tokio::test]
+async fn a_result_comment_is_edited_in_place() {
+    let w = setup("comments").await;
+    let (c, base) = change(&w.gh, &w.repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
+    let pr = w.gh.open_promotion(&c, &base).await.unwrap();
+    let marker = "<!-- baton:result uid=uid-1 -->";
+    w.gh.upsert_comment(&w.repo, pr.number, marker, &format!("Synced\n{marker}"))
+        .await
+        .unwrap();
+    w.gh.upsert_comment(&w.repo, pr.number, marker, &format!("Synced\n{marker}"))
+        .await
+        .unwrap();
+    w.gh.upsert_comment(&w.repo, pr.number, marker, &format!("Failed\n{marker}"))
+        .await
+        .unwrap();
+    w.gh.comment_once(&w.repo, pr.number, "<!-- other -->", "other <!-- other -->")
+        .await
+        .unwrap();
+    w.gh.comment_once(&w.repo, pr.number, "<!-- other -->", "other <!-- other -->")
+        .await
+        .unwrap();
+    let pull = w
+        .fake
+        .pulls(&w.full)
+        .into_iter()
+        .find(|p| p.number == pr.number)
+        .unwrap();
+    assert_eq!(pull.comments.len(), 2, "{:?}", pull.comments);
+    assert!(pull.comments[0].body.starts_with("Failed"));
+    assert_eq!(pull.comments[0].edits, 1, "unchanged text is not rewritten");
 }
