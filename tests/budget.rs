@@ -53,7 +53,7 @@ async fn a_small_budget_holds_promotions_until_it_resets_instead_of_failing_them
         "opened before the reset"
     );
     assert_ne!(ready(&p).reason, c::REASON_GITHUB_BUDGET);
-    let metrics = metrics(&w).await;
+    let metrics = w.metrics_with("baton_github_budget_holds_total").await;
     let waited: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("baton_github_budget_wait_seconds_total "))
@@ -64,18 +64,4 @@ async fn a_small_budget_holds_promotions_until_it_resets_instead_of_failing_them
         metrics.contains("baton_github_budget_holds_total"),
         "{metrics}"
     );
-}
-
-async fn metrics(w: &World) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = w.operator.as_ref().unwrap().http.clone();
-    let mut s = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("metrics port");
-    s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.unwrap();
-    body
 }

@@ -12,38 +12,9 @@ use baton_api::{Environment, Phase, Promotion};
 use baton_integration::{World, ready};
 use kube::api::{Api, Patch, PatchParams};
 use kube::{ResourceExt, api::ListParams};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
-
-/// Applies a hand-written Promotion whose services each carry their own source.
-async fn promote_from(w: &World, name: &str, env: &str, services: &[(&str, &str, &str)]) {
-    let list: Vec<Value> = services
-        .iter()
-        .map(|(s, v, sha)| {
-            let key = if v.starts_with("sha256:") {
-                "digest"
-            } else {
-                "version"
-            };
-            json!({ "name": s, key: v, "source": { "repository": w.source, "commit": sha } })
-        })
-        .collect();
-    let p = json!({
-        "apiVersion": "baton.dev/v1alpha1", "kind": "Promotion", "metadata": { "name": name },
-        "spec": { "environment": env, "services": list }
-    });
-    w.promotions()
-        .patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&p))
-        .await
-        .expect("Promotion applied");
-}
-
-/// A new commit on the source repository (services of a monorepo built at different commits).
-fn source_commit(w: &World, file: &str) -> String {
-    w.fake
-        .push(&w.source, "main", &[(file, file)], &format!("build {file}"))
-}
 
 /// Every Promotion to `env`, oldest first.
 async fn promotions_to(w: &World, env: &str) -> Vec<Promotion> {
@@ -139,16 +110,11 @@ async fn staging_results_open_one_production_promotion_and_supersede_the_older()
         json!({ "upstream": "staging", "autoPromote": true, "pullRequest": { "labels": ["requires-review"] } }),
     )
     .await;
-    let api_sha = source_commit(&w, "api");
-    let web_sha = source_commit(&w, "web");
+    let api_sha = w.source_commit("api");
+    let web_sha = w.source_commit("web");
 
-    promote_from(
-        &w,
-        "api-staging",
-        "staging",
-        &[("api", "api-v9.1.1", &api_sha)],
-    )
-    .await;
+    w.promote_from("api-staging", "staging", &[("api", "api-v9.1.1", &api_sha)])
+        .await;
     w.restart_operator();
     merge_and_sync(&w, "api-staging", "staging", &["api"]).await;
     w.restart_operator();
@@ -203,13 +169,8 @@ async fn staging_results_open_one_production_promotion_and_supersede_the_older()
     );
     assert!(first_pr.body.contains("api-staging"), "{}", first_pr.body);
 
-    promote_from(
-        &w,
-        "web-staging",
-        "staging",
-        &[("web", "web-v5.0.1", &web_sha)],
-    )
-    .await;
+    w.promote_from("web-staging", "staging", &[("web", "web-v5.0.1", &web_sha)])
+        .await;
     merge_and_sync(&w, "web-staging", "staging", &["web"]).await;
     w.restart_operator();
 
@@ -369,7 +330,8 @@ async fn a_digest_travels_a_three_stage_chain() {
     .await;
 
     let digest = format!("sha256:{}", "ab".repeat(32));
-    promote_from(&w, "api-dev", "dev", &[("api", &digest, &w.source_sha)]).await;
+    w.promote_from("api-dev", "dev", &[("api", &digest, &w.source_sha)])
+        .await;
     merge_and_sync(&w, "api-dev", "dev", &["api"]).await;
     for env in ["stg", "prd"] {
         let p = wait_promotions(&w, env, "an automatic promotion", |ps| ps.len() == 1)
@@ -427,8 +389,7 @@ async fn a_degraded_blip_restarts_the_soak_clock() {
         json!({ "upstream": "staging", "autoPromote": true, "soakTime": format!("{soak}s") }),
     )
     .await;
-    promote_from(
-        &w,
+    w.promote_from(
         "api-staging",
         "staging",
         &[("api", "api-v2", &w.source_sha)],
@@ -553,11 +514,13 @@ async fn latest_wins_supersedes_an_older_hand_written_promotion() {
     let w = World::new("latest-wins", &["api"]).await;
     w.environment("production", json!({ "queue": "LatestWins" }))
         .await;
-    let old_sha = source_commit(&w, "v2");
-    let new_sha = source_commit(&w, "v3");
-    promote_from(&w, "api-v2", "production", &[("api", "api-v2", &old_sha)]).await;
+    let old_sha = w.source_commit("v2");
+    let new_sha = w.source_commit("v3");
+    w.promote_from("api-v2", "production", &[("api", "api-v2", &old_sha)])
+        .await;
     w.wait_phase("api-v2", Phase::PrOpened, T).await;
-    promote_from(&w, "api-v3", "production", &[("api", "api-v3", &new_sha)]).await;
+    w.promote_from("api-v3", "production", &[("api", "api-v3", &new_sha)])
+        .await;
     let new = w.wait_phase("api-v3", Phase::PrOpened, T).await;
     let old = w.wait_phase("api-v2", Phase::Superseded, T).await;
     let new_url = new

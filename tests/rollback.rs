@@ -14,30 +14,9 @@ use baton_api::{Environment, Phase, Promotion};
 use baton_integration::{World, baton_bin, ready};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
-
-/// A Promotion whose services each carry their own source commit.
-async fn promote_from(w: &World, name: &str, env: &str, services: &[(&str, &str, &str)]) {
-    let list: Vec<Value> = services
-        .iter()
-        .map(|(s, v, sha)| json!({ "name": s, "version": v, "source": { "repository": w.source, "commit": sha } }))
-        .collect();
-    let p = json!({
-        "apiVersion": "baton.dev/v1alpha1", "kind": "Promotion", "metadata": { "name": name },
-        "spec": { "environment": env, "services": list }
-    });
-    w.promotions()
-        .patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&p))
-        .await
-        .expect("Promotion applied");
-}
-
-fn commit(w: &World, what: &str) -> String {
-    w.fake
-        .push(&w.source, "main", &[(what, what)], &format!("build {what}"))
-}
 
 /// Merges `name`'s PR and has Argo CD sync `services` in `env` with `health`.
 async fn merge_and_sync(w: &World, name: &str, env: &str, services: &[&str], health: &str) {
@@ -124,7 +103,7 @@ fn history(s: &baton_api::EnvironmentStatus, service: &str) -> Vec<String> {
 
 /// Production runs v2 then v3 of `services` (each version built at its own commit).
 async fn two_releases(w: &mut World, services: &[&str]) -> (String, String) {
-    let (old, new) = (commit(w, "v2"), commit(w, "v3"));
+    let (old, new) = (w.source_commit("v2"), w.source_commit("v3"));
     for (name, version, sha) in [("release-2", "2", &old), ("release-3", "3", &new)] {
         let list: Vec<(String, String)> = services
             .iter()
@@ -134,7 +113,7 @@ async fn two_releases(w: &mut World, services: &[&str]) -> (String, String) {
             .iter()
             .map(|(s, v)| (s.as_str(), v.as_str(), sha.as_str()))
             .collect();
-        promote_from(w, name, "production", &refs).await;
+        w.promote_from(name, "production", &refs).await;
         merge_and_sync(w, name, "production", services, "Healthy").await;
         w.wait_phase(name, Phase::Synced, T).await;
         w.restart_operator();
@@ -269,7 +248,8 @@ async fn one_command_rolls_one_service_back_and_blocks_the_bad_version() {
     assert_eq!(s.blocked[0].rollback, name);
 
     // A new Promotion of the blocked version waits, naming the rollback...
-    promote_from(&w, "api-v3-again", "production", &[("api", "api-v3", &new)]).await;
+    w.promote_from("api-v3-again", "production", &[("api", "api-v3", &new)])
+        .await;
     let held = w
         .wait_reason("api-v3-again", c::REASON_VERSION_BLOCKED)
         .await;
@@ -404,12 +384,14 @@ async fn a_degraded_rollout_is_rolled_back_automatically_once() {
         json!({ "rollback": { "automatic": true, "autoMerge": true }, "pullRequest": { "labels": ["requires-review"] } }),
     )
     .await;
-    let good = commit(&w, "good");
-    let bad = commit(&w, "bad");
-    promote_from(&w, "api-good", "production", &[("api", "api-v2", &good)]).await;
+    let good = w.source_commit("good");
+    let bad = w.source_commit("bad");
+    w.promote_from("api-good", "production", &[("api", "api-v2", &good)])
+        .await;
     merge_and_sync(&w, "api-good", "production", &["api"], "Healthy").await;
     w.wait_phase("api-good", Phase::Synced, T).await;
-    promote_from(&w, "api-bad", "production", &[("api", "api-v3", &bad)]).await;
+    w.promote_from("api-bad", "production", &[("api", "api-v3", &bad)])
+        .await;
     merge_and_sync(&w, "api-bad", "production", &["api"], "Degraded").await;
     let failed = w.wait_phase("api-bad", Phase::Failed, T).await;
     assert_eq!(ready(&failed).reason, c::REASON_DEGRADED);
@@ -455,11 +437,11 @@ async fn a_degraded_rollout_is_rolled_back_automatically_once() {
     w.wait_phase(&rb.name_any(), Phase::Synced, T).await;
     // The operator exports the rollback and the time to restore, measured from the
     // failed Promotion's Failed time (this process started after the failure).
-    let metrics = reqwest_metrics(
-        &w,
-        r#"baton_rollbacks{environment="production",service="api",result="Synced"} 1"#,
-    )
-    .await;
+    let metrics = w
+        .metrics_with(
+            r#"baton_rollbacks{environment="production",service="api",result="Synced"} 1"#,
+        )
+        .await;
     assert!(
         metrics.contains(r#"baton_time_to_restore_seconds_count{environment="production"} 1"#),
         "{metrics}"
@@ -486,28 +468,6 @@ async fn a_degraded_rollout_is_rolled_back_automatically_once() {
     );
 }
 
-/// The operator's /metrics, read with a plain TCP request (no HTTP client dependency).
-async fn reqwest_metrics(w: &World, want: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = w.operator.as_ref().unwrap().http.clone();
-    let deadline = Instant::now() + T;
-    loop {
-        if let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await {
-            let _ = s
-                .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-                .await;
-            let mut body = String::new();
-            let _ = s.read_to_string(&mut body).await;
-            if body.contains(want) {
-                return body;
-            }
-            assert!(Instant::now() < deadline, "{want} not in /metrics:\n{body}");
-        }
-        assert!(Instant::now() < deadline, "no /metrics");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 #[tokio::test]
 async fn automatic_promotion_skips_a_blocked_version_and_takes_the_next() {
     let mut w = World::new("rollback-skip", &["api"]).await;
@@ -516,11 +476,16 @@ async fn automatic_promotion_skips_a_blocked_version_and_takes_the_next() {
         json!({ "upstream": "staging", "autoPromote": true }),
     )
     .await;
-    let (v2, v3, v4) = (commit(&w, "v2"), commit(&w, "v3"), commit(&w, "v4"));
+    let (v2, v3, v4) = (
+        w.source_commit("v2"),
+        w.source_commit("v3"),
+        w.source_commit("v4"),
+    );
     // v2 then v3 reach production through staging.
     for (version, sha) in [("api-v2", &v2), ("api-v3", &v3)] {
         let name = format!("{version}-staging");
-        promote_from(&w, &name, "staging", &[("api", version, sha)]).await;
+        w.promote_from(&name, "staging", &[("api", version, sha)])
+            .await;
         merge_and_sync(&w, &name, "staging", &["api"], "Healthy").await;
         w.wait_phase(&name, Phase::Synced, T).await;
         let deadline = Instant::now() + T;
@@ -586,7 +551,8 @@ async fn automatic_promotion_skips_a_blocked_version_and_takes_the_next() {
         "automation does not re-promote the rolled-back version"
     );
     // v4 in staging is promoted as usual.
-    promote_from(&w, "api-v4-staging", "staging", &[("api", "api-v4", &v4)]).await;
+    w.promote_from("api-v4-staging", "staging", &[("api", "api-v4", &v4)])
+        .await;
     merge_and_sync(&w, "api-v4-staging", "staging", &["api"], "Healthy").await;
     w.wait_phase("api-v4-staging", Phase::Synced, T).await;
     let deadline = Instant::now() + T;

@@ -321,6 +321,70 @@ impl World {
             .expect("Promotion applied");
     }
 
+    /// Applies a Promotion whose services each carry their own source commit
+    /// (`(name, version or sha256: digest, commit)`).
+    pub async fn promote_from(
+        &self,
+        name: &str,
+        environment: &str,
+        services: &[(&str, &str, &str)],
+    ) {
+        let list: Vec<serde_json::Value> = services
+            .iter()
+            .map(|(s, v, sha)| {
+                let key = if v.starts_with("sha256:") {
+                    "digest"
+                } else {
+                    "version"
+                };
+                json!({ "name": s, key: v, "source": { "repository": self.source, "commit": sha } })
+            })
+            .collect();
+        let p = json!({
+            "apiVersion": "baton.dev/v1alpha1", "kind": "Promotion", "metadata": { "name": name },
+            "spec": { "environment": environment, "services": list }
+        });
+        self.promotions()
+            .patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&p))
+            .await
+            .expect("Promotion applied");
+    }
+
+    /// A new commit on the source repository (a build of `what`), returned.
+    pub fn source_commit(&self, what: &str) -> String {
+        self.fake.push(
+            &self.source,
+            "main",
+            &[(what, what)],
+            &format!("build {what}"),
+        )
+    }
+
+    /// The operator's `/metrics` once it contains `want` (plain HTTP/1.0 over TCP).
+    pub async fn metrics_with(&self, want: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self
+            .operator
+            .as_ref()
+            .map(|o| o.http.clone())
+            .expect("operator running");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut body = String::new();
+            if let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await {
+                let _ = s
+                    .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+                    .await;
+                let _ = s.read_to_string(&mut body).await;
+                if body.contains(want) {
+                    return body;
+                }
+            }
+            assert!(Instant::now() < deadline, "{want} not in /metrics:\n{body}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     pub fn promotions(&self) -> Api<Promotion> {
         Api::namespaced(self.client.clone(), &self.ns)
     }

@@ -252,45 +252,56 @@ impl Context {
 
     /// Notes that `promotion` waits on the Application `namespace/name`.
     pub fn watch_application(&self, namespace: &str, name: &str, promotion: ObjectRef<Promotion>) {
-        if let Ok(mut m) = self.app_index.lock() {
-            m.entry((namespace.to_owned(), name.to_owned()))
-                .or_default()
-                .insert(promotion);
-        }
-    }
-
-    /// Notes that `env` depends on the Application `namespace/name`.
-    pub fn environment_waits_on(&self, namespace: &str, name: &str, env: ObjectRef<Environment>) {
-        if let Ok(mut m) = self.env_app_index.lock() {
-            m.entry((namespace.to_owned(), name.to_owned()))
-                .or_default()
-                .insert(env);
-        }
-    }
-
-    /// The Environments depending on an Application.
-    pub fn environments_on(&self, namespace: &str, name: &str) -> Vec<ObjectRef<Environment>> {
-        self.env_app_index
-            .lock()
-            .ok()
-            .and_then(|m| {
-                m.get(&(namespace.to_owned(), name.to_owned()))
-                    .map(|s| s.iter().cloned().collect())
-            })
-            .unwrap_or_default()
+        note(&self.app_index, namespace, name, promotion);
     }
 
     /// The Promotions waiting on an Application.
     pub fn waiting_on(&self, namespace: &str, name: &str) -> Vec<ObjectRef<Promotion>> {
-        self.app_index
-            .lock()
-            .ok()
-            .and_then(|m| {
-                m.get(&(namespace.to_owned(), name.to_owned()))
-                    .map(|s| s.iter().cloned().collect())
-            })
-            .unwrap_or_default()
+        lookup(&self.app_index, namespace, name)
     }
+
+    /// Notes that `env` depends on the Application `namespace/name`.
+    pub fn environment_waits_on(&self, namespace: &str, name: &str, env: ObjectRef<Environment>) {
+        note(&self.env_app_index, namespace, name, env);
+    }
+
+    /// The Environments depending on an Application.
+    pub fn environments_on(&self, namespace: &str, name: &str) -> Vec<ObjectRef<Environment>> {
+        lookup(&self.env_app_index, namespace, name)
+    }
+}
+
+fn note<K: kube::Resource>(
+    index: &Mutex<AppIndex<K>>,
+    namespace: &str,
+    name: &str,
+    who: ObjectRef<K>,
+) where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    if let Ok(mut m) = index.lock() {
+        m.entry((namespace.to_owned(), name.to_owned()))
+            .or_default()
+            .insert(who);
+    }
+}
+
+fn lookup<K: kube::Resource>(
+    index: &Mutex<AppIndex<K>>,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<K>>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    index
+        .lock()
+        .ok()
+        .and_then(|m| {
+            m.get(&(namespace.to_owned(), name.to_owned()))
+                .map(|s| s.iter().cloned().collect())
+        })
+        .unwrap_or_default()
 }
 
 /// How much each cache holds.

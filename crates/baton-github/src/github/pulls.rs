@@ -235,52 +235,25 @@ impl PullRequests for GitHub {
         marker: &str,
         body: &str,
     ) -> Result<(), GitHubError> {
-        let path = format!("/repos/{}/issues/{number}/comments", repo.path());
-        let existing = self
-            .call(
-                Operation::ListComments,
-                Method::GET,
-                format!("{path}?per_page=100"),
-                None,
-            )
-            .await?
-            .ok(Operation::ListComments)?;
-        let found = existing.as_array().and_then(|a| {
-            a.iter().find(|c| {
-                c.get("body")
-                    .and_then(|b| b.as_str())
-                    .is_some_and(|b| b.contains(marker))
-            })
-        });
-        match found {
-            Some(c) if c.get("body").and_then(|b| b.as_str()) == Some(body) => Ok(()),
-            Some(c) => {
-                let id = c
-                    .get("id")
-                    .and_then(|i| i.as_u64())
-                    .ok_or_else(|| super::decode_err(Operation::ListComments, "id"))?;
-                self.call(
-                    Operation::UpdateComment,
-                    Method::PATCH,
-                    format!("/repos/{}/issues/comments/{id}", repo.path()),
-                    Some(json!({ "body": body })),
-                )
-                .await?
-                .ok(Operation::UpdateComment)?;
-                Ok(())
-            }
-            None => {
-                self.call(
-                    Operation::CreateComment,
-                    Method::POST,
-                    path,
-                    Some(json!({ "body": body })),
-                )
-                .await?
-                .ok(Operation::CreateComment)?;
-                Ok(())
-            }
+        let Some(found) = self.find_comment(repo, number, marker).await? else {
+            return self.add_comment(repo, number, body).await;
+        };
+        if found.get("body").and_then(Value::as_str) == Some(body) {
+            return Ok(());
         }
+        let id = found
+            .get("id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| super::decode_err(Operation::ListComments, "id"))?;
+        self.call(
+            Operation::UpdateComment,
+            Method::PATCH,
+            format!("/repos/{}/issues/comments/{id}", repo.path()),
+            Some(json!({ "body": body })),
+        )
+        .await?
+        .ok(Operation::UpdateComment)?;
+        Ok(())
     }
 
     async fn set_auto_merge(
@@ -302,35 +275,10 @@ impl PullRequests for GitHub {
         marker: &str,
         body: &str,
     ) -> Result<(), GitHubError> {
-        let path = format!("/repos/{}/issues/{number}/comments", repo.path());
-        let existing = self
-            .call(
-                Operation::ListComments,
-                Method::GET,
-                format!("{path}?per_page=100"),
-                None,
-            )
-            .await?
-            .ok(Operation::ListComments)?;
-        let posted = existing.as_array().is_some_and(|a| {
-            a.iter().any(|c| {
-                c.get("body")
-                    .and_then(|b| b.as_str())
-                    .is_some_and(|b| b.contains(marker))
-            })
-        });
-        if posted {
+        if self.find_comment(repo, number, marker).await?.is_some() {
             return Ok(());
         }
-        self.call(
-            Operation::CreateComment,
-            Method::POST,
-            path,
-            Some(json!({ "body": body })),
-        )
-        .await?
-        .ok(Operation::CreateComment)?;
-        Ok(())
+        self.add_comment(repo, number, body).await
     }
 
     async fn close_and_delete_branch(
@@ -375,5 +323,54 @@ impl PullRequests for GitHub {
             204 | 404 | 422 => Ok(()),
             _ => del.ok(Operation::DeleteRef).map(|_| ()),
         }
+    }
+}
+
+impl GitHub {
+    /// The PR's comment whose body carries `marker` (Baton's own), if any.
+    async fn find_comment(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+        marker: &str,
+    ) -> Result<Option<Value>, GitHubError> {
+        let existing = self
+            .call(
+                Operation::ListComments,
+                Method::GET,
+                format!(
+                    "/repos/{}/issues/{number}/comments?per_page=100",
+                    repo.path()
+                ),
+                None,
+            )
+            .await?
+            .ok(Operation::ListComments)?;
+        Ok(existing.as_array().and_then(|a| {
+            a.iter()
+                .find(|c| {
+                    c.get("body")
+                        .and_then(Value::as_str)
+                        .is_some_and(|b| b.contains(marker))
+                })
+                .cloned()
+        }))
+    }
+
+    async fn add_comment(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+        body: &str,
+    ) -> Result<(), GitHubError> {
+        self.call(
+            Operation::CreateComment,
+            Method::POST,
+            format!("/repos/{}/issues/{number}/comments", repo.path()),
+            Some(json!({ "body": body })),
+        )
+        .await?
+        .ok(Operation::CreateComment)?;
+        Ok(())
     }
 }
