@@ -41,6 +41,16 @@ fn exported() -> BTreeSet<String> {
             ..Default::default()
         }],
     );
+    m.restored("production", 60.0);
+    m.set_rollbacks(
+        "production",
+        &[(
+            ("api".to_owned(), baton_controller::metrics::RollbackResult::Synced),
+            1,
+        )]
+        .into_iter()
+        .collect(),
+    );
     m.github_request("get_pull", "2xx", Some(4999));
     m.reconciled(std::time::Duration::from_millis(3), Some("kubernetes"));
     let mut names = BTreeSet::new();
