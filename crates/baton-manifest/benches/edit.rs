@@ -1,12 +1,13 @@
 //! `make bench`: one edit on a 1 MB Helm values file and on the nine-image overlay.
-//! Prints median and p95 wall time per edit (parse, splice, re-parse, verify).
+//! Prints median and p95 wall time per edit (parse, splice, verify) and, for the
+//! large file, per `current_value`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use baton_manifest::{Edit, KustomizeImage, apply};
+use baton_manifest::{Edit, KustomizeImage, apply, current_value};
 
 fn values_file(target_bytes: usize) -> String {
     let mut out =
@@ -52,6 +53,9 @@ fn main() {
     };
     measure("1 MB values file: set target.image.tag", 30, || {
         black_box(apply("values.yaml", black_box(&big), &set).expect("edit"));
+    });
+    measure("1 MB values file: current_value", 30, || {
+        black_box(current_value("values.yaml", black_box(&big), &set).expect("read"));
     });
 
     let overlay = std::fs::read_to_string(concat!(

@@ -31,6 +31,13 @@
 //! A kustomize image edit may be several operations; each is spliced and verified
 //! before the next is planned, on the text the previous one produced.
 //!
+//! A `Set` on a large file (64 KiB or more) takes the same steps on the one root
+//! entry its path starts in, when a line scan (`outline`) can delimit the root
+//! entries: only that entry is parsed, and verifying checks that the edited entry is
+//! still exactly one root entry with the same key (so every other entry, unchanged,
+//! still parses as before) and means the old entry with the value changed. Otherwise
+//! the whole file is parsed and verified.
+//!
 //! ```
 //! use baton_manifest::{apply, Edit};
 //! let text = "service:\n  name: api\n  chartTag: api-v9.1.0 # bumped by Baton\n";
@@ -40,6 +47,7 @@
 
 mod edit;
 mod error;
+mod outline;
 pub mod path;
 pub mod scalar;
 pub mod tree;

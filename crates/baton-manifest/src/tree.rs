@@ -112,6 +112,33 @@ pub fn parse(text: &str) -> Result<Vec<Option<Node>>, ParseError> {
     builder.documents()
 }
 
+/// Parses `part`, a piece of a larger text starting at byte `offset` of it, with
+/// node positions in that larger text.
+pub(crate) fn parse_at(part: &str, offset: usize) -> Result<Vec<Option<Node>>, ParseError> {
+    let mut docs = parse(part)?;
+    for node in docs.iter_mut().flatten() {
+        node.shift(offset);
+    }
+    Ok(docs)
+}
+
+impl Node {
+    fn shift(&mut self, by: usize) {
+        self.start += by;
+        self.end += by;
+        match &mut self.kind {
+            Kind::Map { entries, .. } => {
+                for (k, v) in entries {
+                    k.shift(by);
+                    v.shift(by);
+                }
+            }
+            Kind::Seq { items, .. } => items.iter_mut().for_each(|n| n.shift(by)),
+            Kind::Scalar { .. } | Kind::Alias => {}
+        }
+    }
+}
+
 /// saphyr reports character indices; edits need byte offsets.
 struct ByteOffsets {
     /// Byte offset of each character, present only when the text is not ASCII.

@@ -1,21 +1,495 @@
 //! `make bench-operator`: the operator under load on a real control plane.
 //!
-//! N promotions (one service each) go from apply to Synced. Reported: idle and peak
-//! RSS of the operator, time for all N to open and merge, the reaction time from an
-//! Application turning Synced+Healthy to the commit status existing on GitHub
-//! (sequential, one Application at a time), and GitHub requests per promotion.
+//! N promotions (one service each) go from apply to Synced: the release operator runs
+//! as a process against etcd + kube-apiserver and the fake GitHub. Reported: idle and
+//! peak RSS and CPU time of the operator, time for all N to open, merge and sync, the
+//! reaction time from an Application turning Synced+Healthy to the commit status
+//! existing on GitHub (one Application at a time), and the GitHub and Kubernetes
+//! requests the operator makes per promotion. The figures are printed as a table,
+//! then, as the last line, one JSON object. The run fails (exit status 1, `"ok":
+//! false`) unless every Promotion ends Synced with exactly one pull request and exactly
+//! one success commit status.
+//!
+//! Settings, from the environment:
+//! - `BATON_BENCH_N`: promotions (default 50);
+//! - `BATON_BENCH_WEBHOOK=1`: report each merge with a signed `pull_request` webhook,
+//!   as GitHub would, instead of leaving it to the operator's poll;
+//! - `BATON_BENCH_POLL`: the operator's poll interval, `BATON_MAX_REQUEUE` (default `10s`);
+//! - `BATON_BENCH_GITHUB_LATENCY_MS`: a delay before every fake GitHub answer (default 0);
+//! - `BATON_BIN`: the operator binary (default `target/release/baton`).
+//!
+//! Kubernetes requests are the operator's own: it runs as a ServiceAccount of its own,
+//! and a FlowSchema for that ServiceAccount makes the API server count exactly its
+//! requests (`apiserver_flowcontrol_dispatched_requests_total`), apart from the
+//! bench's own (an exempt admin) and the API server's internal ones. The total of
+//! `apiserver_request_total` over the run, every client included, is reported too.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use baton_api::{Phase, Promotion};
 use baton_testkit::{ControlPlane, argocd_application_crd, fake_github, repo_root};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use serde_json::json;
+use serde_json::{Value, json};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+const NS: &str = "bench";
+const GITOPS: &str = "bench/gitops";
+const SOURCE: &str = "bench/source";
+/// The operator's ServiceAccount, and the FlowSchema that counts its requests.
+const IDENTITY: &str = "baton-bench";
+const FLOW_SCHEMA: &str = "baton-bench-operator";
+const WEBHOOK_SECRET: &str = "baton-bench-webhook-secret";
+
+struct Settings {
+    n: usize,
+    webhook: bool,
+    poll: String,
+    latency_ms: u64,
+    baton: PathBuf,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Settings {
+            n: var("BATON_BENCH_N")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(50),
+            webhook: var("BATON_BENCH_WEBHOOK").is_some_and(|v| v == "1" || v == "true"),
+            poll: var("BATON_BENCH_POLL").unwrap_or_else(|| "10s".to_owned()),
+            latency_ms: var("BATON_BENCH_GITHUB_LATENCY_MS")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            baton: std::env::var_os("BATON_BIN")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo_root().join("target/release/baton")),
+        }
+    }
+}
+
+/// Everything measured, and what went wrong.
+#[derive(Default)]
+struct Report {
+    idle_rss_kib: u64,
+    peak_rss_kib: u64,
+    cpu_seconds: f64,
+    cpu_seconds_total: f64,
+    to_open: Duration,
+    to_merged: Duration,
+    to_synced: Duration,
+    reactions: Vec<Duration>,
+    github_counted: usize,
+    github_304: usize,
+    graphql: usize,
+    /// `None` when the API server did not report the FlowSchema's count.
+    kube_operator: Option<f64>,
+    kube_all: f64,
+    webhooks: usize,
+    failures: Vec<String>,
+}
+
+/// The operator process; killed when dropped, whatever ends the run.
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let s = Settings::from_env();
+    match run(&s).await {
+        Ok(report) => {
+            print_table(&s, &report);
+            println!("{}", to_json(&s, &report));
+            if report.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("bench failed: {e}");
+            println!(
+                "{}",
+                json!({ "ok": false, "promotions": s.n, "error": e.to_string() })
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(s: &Settings) -> Res<Report> {
+    let n = s.n;
+    let mut report = Report::default();
+    let cp = ControlPlane::start().await?;
+    cp.apply_crds(&repo_root().join("crds"))?;
+    cp.apply_crds(&argocd_application_crd().0)?;
+    let client = cp.client().await?;
+    kubectl(&cp, &["create", "namespace", NS])?;
+    let operator_kubeconfig = operator_identity(&cp)?;
+
+    let gh = fake_github::shared();
+    let files: Vec<(String, String)> = (0..n)
+        .map(|i| {
+            (
+                format!("envs/production/svc-{i}.yaml"),
+                format!("image:\n  tag: v1.0.0 # svc-{i}\n"),
+            )
+        })
+        .collect();
+    gh.create_repo(
+        GITOPS,
+        "main",
+        &files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let source_sha = gh.create_repo(SOURCE, "main", &[("README.md", "x")]);
+    if s.latency_ms > 0 {
+        gh.inject(fake_github::Fault {
+            method: "*".into(),
+            path_prefix: "/".into(),
+            kind: fake_github::FaultKind::Delay(Duration::from_millis(s.latency_ms)),
+            times: u32::MAX,
+        });
+    }
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &serde_json::from_value(json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "gh" }, "stringData": { "token": fake_github::TOKEN } }))?)
+        .await?;
+    let env = json!({
+        "apiVersion": "baton.dev/v1alpha1", "kind": "Environment", "metadata": { "name": "production" },
+        "spec": { "gitops": { "repository": GITOPS, "target": { "file": "envs/{environment}/{service}.yaml", "yamlPath": "image.tag" } },
+                  "applications": { "namespace": NS }, "github": { "apiUrl": gh.url().replacen("http://", "https://", 1), "secretRef": { "name": "gh" } } }
+    });
+    Api::<baton_api::Environment>::namespaced(client.clone(), NS)
+        .patch(
+            "production",
+            &PatchParams::apply("bench"),
+            &Patch::Apply(&env),
+        )
+        .await?;
+
+    let http_addr = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port()
+    );
+    let mut command = Command::new(&s.baton);
+    command
+        .arg("run")
+        .env("KUBECONFIG", &operator_kubeconfig)
+        .env("BATON_HTTP_ADDR", &http_addr)
+        .env("BATON_NAMESPACE", NS)
+        .env("BATON_GITHUB_PLAIN_HTTP", "true")
+        .env("POD_NAMESPACE", NS)
+        // Argo CD changes arrive by watch; merges by this poll, or by webhook.
+        .env("BATON_MAX_REQUEUE", &s.poll)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if s.webhook {
+        command.env("BATON_WEBHOOK_SECRET", WEBHOOK_SECRET);
+    }
+    let op = Operator(command.spawn()?);
+    let pid = op.0.id();
+    let ticks = clock_ticks();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    report.idle_rss_kib = rss_kib(pid, "VmRSS:");
+
+    let api: Api<Promotion> = Api::namespaced(client.clone(), NS);
+    let metrics_before = scrape(&client).await?;
+    let cpu_before = cpu_seconds(pid, ticks);
+    gh.clear_requests();
+    let started = Instant::now();
+    for i in 0..n {
+        let p = json!({ "apiVersion": "baton.dev/v1alpha1", "kind": "Promotion", "metadata": { "name": format!("svc-{i}") },
+            "spec": { "environment": "production", "source": { "repository": SOURCE, "commit": source_sha }, "services": [{ "name": format!("svc-{i}"), "version": "v2.0.0" }] } });
+        api.patch(
+            &format!("svc-{i}"),
+            &PatchParams::apply("bench"),
+            &Patch::Apply(&p),
+        )
+        .await?;
+    }
+    let opened = wait_all(&api, n, Phase::PrOpened).await?;
+    report.to_open = started.elapsed();
+    for p in &opened {
+        let Some(pr) = p.status.as_ref().and_then(|s| s.pull_request.as_ref()) else {
+            return Err(format!("{} is PrOpened without a pull request", name(p)).into());
+        };
+        let Some(merge) = gh.merge(GITOPS, pr.number) else {
+            return Err(format!("pull request #{} does not merge", pr.number).into());
+        };
+        if s.webhook {
+            deliver_merge(&http_addr, pr.number, &pr.branch, &merge, report.webhooks).await?;
+            report.webhooks += 1;
+        }
+    }
+    let merged = wait_all(&api, n, Phase::Merged).await?;
+    report.to_merged = started.elapsed();
+
+    for p in &merged {
+        let name = name(p);
+        let merge = p
+            .status
+            .as_ref()
+            .and_then(|s| s.pull_request.as_ref())
+            .and_then(|pr| pr.merge_commit.clone())
+            .unwrap_or_default();
+        let description = format!("Deployed {name}:v2.0.0 to production");
+        let t0 = Instant::now();
+        baton_testkit::argocd::sync(
+            &client,
+            NS,
+            &format!("{name}-production"),
+            "https://github.com/bench/gitops",
+            &merge,
+            "Healthy",
+        )
+        .await?;
+        loop {
+            if gh
+                .statuses(SOURCE, &source_sha)
+                .iter()
+                .any(|s| s.description == description)
+            {
+                report.reactions.push(t0.elapsed());
+                break;
+            }
+            if t0.elapsed() > Duration::from_secs(120) {
+                return Err(format!("no status for {name}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let synced = wait_all(&api, n, Phase::Synced).await?;
+    report.to_synced = started.elapsed();
+    report.cpu_seconds = cpu_seconds(pid, ticks) - cpu_before;
+    report.cpu_seconds_total = cpu_seconds(pid, ticks);
+    report.peak_rss_kib = rss_kib(pid, "VmHWM:");
+    let metrics_after = scrape(&client).await?;
+    drop(op);
+
+    let operator_requests = |m: &str| {
+        metric_sum(
+            m,
+            "apiserver_flowcontrol_dispatched_requests_total",
+            Some(("flow_schema", FLOW_SCHEMA)),
+        )
+    };
+    let (before, after) = (
+        operator_requests(&metrics_before),
+        operator_requests(&metrics_after),
+    );
+    report.kube_operator = (after > 0.0).then_some(after - before);
+    report.kube_all = metric_sum(&metrics_after, "apiserver_request_total", None)
+        - metric_sum(&metrics_before, "apiserver_request_total", None);
+
+    let requests = gh.requests();
+    report.github_counted = requests
+        .iter()
+        .filter(|r| r.status != 304 && r.path.starts_with("/repos/bench/"))
+        .count();
+    report.github_304 = requests.iter().filter(|r| r.status == 304).count();
+    report.graphql = requests.iter().filter(|r| r.path == "/graphql").count();
+    report.reactions.sort();
+    report.failures = check(
+        &synced,
+        &gh.pulls(GITOPS),
+        &gh.statuses(SOURCE, &source_sha),
+    );
+    Ok(report)
+}
+
+/// What must hold at the end: every Promotion Synced, exactly one pull request each,
+/// exactly one success commit status each.
+fn check(
+    promotions: &[Promotion],
+    pulls: &[fake_github::Pull],
+    statuses: &[fake_github::Status],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    if pulls.len() != promotions.len() {
+        failures.push(format!(
+            "{} pull requests for {} promotions",
+            pulls.len(),
+            promotions.len()
+        ));
+    }
+    let numbers: HashSet<u64> = promotions
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.pull_request.as_ref().map(|pr| pr.number))
+        .collect();
+    if numbers.len() != promotions.len() {
+        failures.push(format!(
+            "{} distinct pull requests for {} promotions",
+            numbers.len(),
+            promotions.len()
+        ));
+    }
+    for p in promotions {
+        let name = name(p);
+        let status = p.status.as_ref();
+        if status.and_then(|s| s.phase) != Some(Phase::Synced) {
+            failures.push(format!("{name} is not Synced"));
+        }
+        match status.and_then(|s| s.pull_request.as_ref()) {
+            None => failures.push(format!("{name} has no pull request")),
+            Some(pr) => {
+                let theirs = pulls.iter().filter(|q| q.head == pr.branch).count();
+                if theirs != 1 || !pulls.iter().any(|q| q.number == pr.number) {
+                    failures.push(format!("{name}: {theirs} pull requests from {}", pr.branch));
+                }
+            }
+        }
+        let description = format!("Deployed {name}:v2.0.0 to production");
+        let successes = statuses
+            .iter()
+            .filter(|s| s.state == "success" && s.description == description)
+            .count();
+        if successes != 1 {
+            failures.push(format!("{name}: {successes} success statuses"));
+        }
+    }
+    failures
+}
+
+fn name(p: &Promotion) -> String {
+    p.metadata.name.clone().unwrap_or_default()
+}
+
+/// Waits until all `n` Promotions are in `phase` (10 minutes at most).
+async fn wait_all(api: &Api<Promotion>, n: usize, phase: Phase) -> Res<Vec<Promotion>> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        // The API server may drop a connection under this load: look again.
+        if let Ok(list) = api.list(&Default::default()).await
+            && list
+                .items
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase) == Some(phase))
+                .count()
+                == n
+        {
+            return Ok(list.items);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("not all {n} promotions reached {phase}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn kubectl(cp: &ControlPlane, args: &[&str]) -> Res<String> {
+    let out = cp.run_kubectl(args)?;
+    if !out.success {
+        return Err(format!("kubectl {}: {}", args.join(" "), out.stderr).into());
+    }
+    Ok(out.stdout)
+}
+
+/// A ServiceAccount for the operator (cluster-admin: the bench measures load, not
+/// permissions), a FlowSchema that counts its requests apart, and a kubeconfig.
+fn operator_identity(cp: &ControlPlane) -> Res<PathBuf> {
+    kubectl(cp, &["create", "serviceaccount", IDENTITY, "-n", NS])?;
+    kubectl(
+        cp,
+        &[
+            "create",
+            "clusterrolebinding",
+            IDENTITY,
+            "--clusterrole=cluster-admin",
+            &format!("--serviceaccount={NS}:{IDENTITY}"),
+        ],
+    )?;
+    let flow = json!({ "apiVersion": "v1", "kind": "List", "items": [
+        { "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "PriorityLevelConfiguration", "metadata": { "name": IDENTITY },
+          "spec": { "type": "Limited", "limited": { "nominalConcurrencyShares": 100,
+              "limitResponse": { "type": "Queue", "queuing": { "queues": 64, "handSize": 6, "queueLengthLimit": 50 } } } } },
+        { "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema", "metadata": { "name": FLOW_SCHEMA },
+          "spec": { "priorityLevelConfiguration": { "name": IDENTITY }, "matchingPrecedence": 500,
+              "distinguisherMethod": { "type": "ByUser" },
+              "rules": [{ "subjects": [{ "kind": "ServiceAccount", "serviceAccount": { "name": IDENTITY, "namespace": NS } }],
+                  "resourceRules": [{ "verbs": ["*"], "apiGroups": ["*"], "resources": ["*"], "clusterScope": true, "namespaces": ["*"] }],
+                  "nonResourceRules": [{ "verbs": ["*"], "nonResourceURLs": ["*"] }] }] } }
+    ]});
+    let flow_file = cp.dir().join("bench-flowschema.json");
+    std::fs::write(&flow_file, flow.to_string())?;
+    kubectl(cp, &["apply", "-f", &flow_file.to_string_lossy()])?;
+    let token = kubectl(
+        cp,
+        &["create", "token", IDENTITY, "-n", NS, "--duration=6h"],
+    )?;
+    let kubeconfig = cp.dir().join("bench-operator.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    insecure-skip-tls-verify: true\nusers:\n- name: {IDENTITY}\n  user:\n    token: {}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: {IDENTITY}\ncurrent-context: c\n",
+            cp.server(),
+            token.trim()
+        ),
+    )?;
+    Ok(kubeconfig)
+}
+
+/// The API server's own `/metrics`, in Prometheus text format.
+async fn scrape(client: &kube::Client) -> Res<String> {
+    let req = http::Request::get("/metrics").body(Vec::new())?;
+    Ok(client.request_text(req).await?)
+}
+
+/// The sum of every series of `metric`, or of those with the label `label`.
+fn metric_sum(text: &str, metric: &str, label: Option<(&str, &str)>) -> f64 {
+    let wanted = label.map(|(k, v)| format!("{k}=\"{v}\""));
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = match l.rfind('}') {
+                Some(close) => (&l[..=close], &l[close + 1..]),
+                None => l.split_once(' ')?,
+            };
+            let name = series.split('{').next()?;
+            let labelled = wanted.as_ref().is_none_or(|w| series.contains(w.as_str()));
+            (name == metric && labelled).then(|| value.split_whitespace().next())?
+        })
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum()
+}
+
+/// Posts a signed `pull_request` delivery reporting the merge, as GitHub does.
+async fn deliver_merge(addr: &str, number: u64, branch: &str, merge: &str, id: usize) -> Res<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = json!({
+        "action": "closed", "number": number,
+        "repository": { "full_name": GITOPS },
+        "pull_request": { "number": number, "state": "closed", "merged": true, "merge_commit_sha": merge, "head": { "ref": branch } }
+    })
+    .to_string();
+    let signature = baton_github::webhook::sign(WEBHOOK_SECRET.as_bytes(), body.as_bytes());
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let req = format!(
+        "POST /webhooks/github HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nX-GitHub-Event: pull_request\r\nX-GitHub-Delivery: bench-{id}\r\nX-Hub-Signature-256: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    match answer.split_whitespace().nth(1) {
+        Some("202") => Ok(()),
+        other => Err(format!("webhook for #{number} answered {other:?}").into()),
+    }
+}
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -28,193 +502,239 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// User plus system CPU time of `pid` so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32, ticks_per_second: f64) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may hold spaces: fields are counted after its closing `)`,
+    // where field 3 (state) is the first; utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field(14) + field(15)) / ticks_per_second
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux in practice).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|t: &f64| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(i).copied().unwrap_or_default()
 }
 
-#[tokio::main]
-async fn main() -> Res<()> {
-    let n: usize = std::env::var("BATON_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
-    let baton = std::env::var_os("BATON_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/release/baton"));
-    let cp = ControlPlane::start().await?;
-    cp.apply_crds(&repo_root().join("crds"))?;
-    cp.apply_crds(&argocd_application_crd().0)?;
-    let client = cp.client().await?;
-    let ns = "bench";
-    cp.run_kubectl(["create", "namespace", ns])?;
-    let gh = fake_github::shared();
-    let gitops = "bench/gitops";
-    let files: Vec<(String, String)> = (0..n)
-        .map(|i| {
-            (
-                format!("envs/production/svc-{i}.yaml"),
-                format!("image:\n  tag: v1.0.0 # svc-{i}\n"),
-            )
-        })
-        .collect();
-    gh.create_repo(
-        gitops,
-        "main",
-        &files
-            .iter()
-            .map(|(p, c)| (p.as_str(), c.as_str()))
-            .collect::<Vec<_>>(),
-    );
-    let source_sha = gh.create_repo("bench/source", "main", &[("README.md", "x")]);
-    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &serde_json::from_value(json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "gh" }, "stringData": { "token": fake_github::TOKEN } }))?)
-        .await?;
-    let env = json!({
-        "apiVersion": "baton.dev/v1alpha1", "kind": "Environment", "metadata": { "name": "production" },
-        "spec": { "gitops": { "repository": gitops, "target": { "file": "envs/{environment}/{service}.yaml", "yamlPath": "image.tag" } },
-                  "applications": { "namespace": ns }, "github": { "apiUrl": gh.url().replacen("http://", "https://", 1), "secretRef": { "name": "gh" } } }
-    });
-    Api::<baton_api::Environment>::namespaced(client.clone(), ns)
-        .patch(
-            "production",
-            &PatchParams::apply("bench"),
-            &Patch::Apply(&env),
-        )
-        .await?;
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
 
-    let mut op = Command::new(&baton)
-        .arg("run")
-        .env("KUBECONFIG", cp.kubeconfig())
-        .env("BATON_HTTP_ADDR", "127.0.0.1:0")
-        .env("BATON_NAMESPACE", ns)
-        .env("BATON_GITHUB_PLAIN_HTTP", "true")
-        .env("POD_NAMESPACE", ns)
-        // Merges are found by polling (no webhook here); Argo CD changes arrive by watch.
-        .env("BATON_MAX_REQUEUE", "10s")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let pid = op.id();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let idle = rss_kib(pid, "VmRSS:");
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 100.0).round() / 100.0
+}
 
-    let api: Api<Promotion> = Api::namespaced(client.clone(), ns);
-    let started = Instant::now();
-    for i in 0..n {
-        let p = json!({ "apiVersion": "baton.dev/v1alpha1", "kind": "Promotion", "metadata": { "name": format!("svc-{i}") },
-            "spec": { "environment": "production", "source": { "repository": "bench/source", "commit": source_sha }, "services": [{ "name": format!("svc-{i}"), "version": "v2.0.0" }] } });
-        api.patch(
-            &format!("svc-{i}"),
-            &PatchParams::apply("bench"),
-            &Patch::Apply(&p),
-        )
-        .await?;
-    }
-    let phase_of = |p: &Promotion| p.status.as_ref().and_then(|s| s.phase);
-    let wait_all = |phase: Phase| {
-        let api = api.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(600);
-            loop {
-                // The API server may drop a connection under this load: look again.
-                if let Ok(list) = api.list(&Default::default()).await
-                    && list
-                        .items
-                        .iter()
-                        .filter(|p| phase_of(p) == Some(phase))
-                        .count()
-                        == n
-                {
-                    return Ok::<_, Box<dyn std::error::Error>>(list.items);
-                }
-                if Instant::now() > deadline {
-                    return Err(format!("not all {n} promotions reached {phase}").into());
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+fn mib(kib: u64) -> f64 {
+    (kib as f64 / 1024.0 * 10.0).round() / 10.0
+}
+
+fn per(count: f64, n: usize) -> f64 {
+    (count / n.max(1) as f64 * 100.0).round() / 100.0
+}
+
+fn to_json(s: &Settings, r: &Report) -> Value {
+    json!({
+        "ok": r.failures.is_empty(),
+        "promotions": s.n,
+        "merge_detection": if s.webhook { "webhook" } else { "poll" },
+        "poll": s.poll,
+        "github_latency_ms": s.latency_ms,
+        "all_open_s": secs(r.to_open),
+        "all_merged_seen_s": secs(r.to_merged),
+        "all_synced_s": secs(r.to_synced),
+        "status_p50_ms": ms(pct(&r.reactions, 0.5)),
+        "status_p99_ms": ms(pct(&r.reactions, 0.99)),
+        "status_max_ms": ms(r.reactions.last().copied().unwrap_or_default()),
+        "idle_rss_mib": mib(r.idle_rss_kib),
+        "peak_rss_mib": mib(r.peak_rss_kib),
+        "cpu_seconds": (r.cpu_seconds * 100.0).round() / 100.0,
+        "cpu_seconds_since_start": (r.cpu_seconds_total * 100.0).round() / 100.0,
+        "github_requests_per_promotion": per(r.github_counted as f64, s.n),
+        "github_304_per_promotion": per(r.github_304 as f64, s.n),
+        "graphql_points_per_promotion": per(r.graphql as f64, s.n),
+        "kube_requests_per_promotion": r.kube_operator.map(|k| per(k, s.n)),
+        "kube_requests_all_clients_per_promotion": per(r.kube_all, s.n),
+        "webhooks_delivered": r.webhooks,
+        "failures": r.failures,
+    })
+}
+
+fn print_table(s: &Settings, r: &Report) {
+    let detection = if s.webhook {
+        "merges reported by webhook"
+    } else {
+        "merges found by polling"
     };
-    let opened = wait_all(Phase::PrOpened).await?;
-    let to_open = started.elapsed();
-    for p in &opened {
-        let number = p
-            .status
-            .as_ref()
-            .and_then(|s| s.pull_request.as_ref())
-            .map(|pr| pr.number)
-            .unwrap_or_default();
-        gh.merge(gitops, number);
+    let rows: Vec<(String, String)> = vec![
+        ("operator".into(), s.baton.display().to_string()),
+        (
+            "promotions".into(),
+            format!(
+                "{} (one service each; {detection}; poll {}; GitHub latency {} ms)",
+                s.n, s.poll, s.latency_ms
+            ),
+        ),
+        (
+            "all PRs open / merges seen / Synced".into(),
+            format!(
+                "{:.2} s / {:.2} s / {:.2} s",
+                secs(r.to_open),
+                secs(r.to_merged),
+                secs(r.to_synced)
+            ),
+        ),
+        (
+            "Synced+Healthy -> commit status".into(),
+            format!(
+                "p50 {} ms, p99 {} ms, max {} ms",
+                ms(pct(&r.reactions, 0.5)),
+                ms(pct(&r.reactions, 0.99)),
+                ms(r.reactions.last().copied().unwrap_or_default())
+            ),
+        ),
+        (
+            "operator RSS idle / peak".into(),
+            format!("{} MiB / {} MiB", mib(r.idle_rss_kib), mib(r.peak_rss_kib)),
+        ),
+        (
+            "operator CPU during the run (since start)".into(),
+            format!("{:.2} s ({:.2} s)", r.cpu_seconds, r.cpu_seconds_total),
+        ),
+        (
+            "GitHub requests per promotion".into(),
+            format!(
+                "{} counted (304s excluded), {} answered 304, {} GraphQL points",
+                per(r.github_counted as f64, s.n),
+                per(r.github_304 as f64, s.n),
+                per(r.graphql as f64, s.n)
+            ),
+        ),
+        (
+            "Kubernetes requests per promotion".into(),
+            format!(
+                "{} by the operator; {} by every client (bench and API server included)",
+                r.kube_operator
+                    .map_or_else(|| "not reported".to_owned(), |k| per(k, s.n).to_string()),
+                per(r.kube_all, s.n)
+            ),
+        ),
+        (
+            "checks".into(),
+            if r.failures.is_empty() {
+                format!("passed: {} Synced, one PR and one success status each", s.n)
+            } else {
+                format!("FAILED: {}", r.failures.join("; "))
+            },
+        ),
+    ];
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    println!("| {:width$} | figure", "what");
+    println!("|-{}-|-------", "-".repeat(width));
+    for (k, v) in rows {
+        println!("| {k:width$} | {v}");
     }
-    let merged = wait_all(Phase::Merged).await?;
-    let to_merged = started.elapsed();
+}
 
-    let mut reactions = Vec::new();
-    for p in &merged {
-        let name = p.metadata.name.clone().unwrap_or_default();
-        let merge = p
-            .status
-            .as_ref()
-            .and_then(|s| s.pull_request.as_ref())
-            .and_then(|pr| pr.merge_commit.clone())
-            .unwrap_or_default();
-        let description = format!("Deployed {name}:v2.0.0 to production");
-        let t0 = Instant::now();
-        baton_testkit::argocd::sync(
-            &client,
-            ns,
-            &format!("{name}-production"),
-            "https://github.com/bench/gitops",
-            &merge,
-            "Healthy",
-        )
-        .await?;
-        loop {
-            if gh
-                .statuses("bench/source", &source_sha)
-                .iter()
-                .any(|s| s.description == description)
-            {
-                reactions.push(t0.elapsed());
-                break;
-            }
-            if t0.elapsed() > Duration::from_secs(120) {
-                return Err(format!("no status for {name}").into());
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_series_by_label() {
+        let text = "# HELP x\nx_total{a=\"1\",flow_schema=\"f\"} 3\nx_total{flow_schema=\"g\"} 4\nx_total 5\ny_total 9\n";
+        assert_eq!(metric_sum(text, "x_total", None), 12.0);
+        assert_eq!(metric_sum(text, "x_total", Some(("flow_schema", "f"))), 3.0);
+    }
+
+    fn promotion(i: u64, phase: &str, number: u64) -> Promotion {
+        serde_json::from_value(json!({
+            "apiVersion": "baton.dev/v1alpha1", "kind": "Promotion", "metadata": { "name": format!("svc-{i}") },
+            "spec": { "environment": "production", "source": { "repository": SOURCE, "commit": "abc" },
+                      "services": [{ "name": format!("svc-{i}"), "version": "v2.0.0" }] },
+            "status": { "phase": phase, "pullRequest": { "number": number, "url": "u", "branch": format!("baton/svc-{number}") } }
+        }))
+        .expect("promotion")
+    }
+
+    fn pull(number: u64) -> fake_github::Pull {
+        fake_github::Pull {
+            number,
+            title: String::new(),
+            body: String::new(),
+            head: format!("baton/svc-{number}"),
+            base: "main".into(),
+            state: "closed".into(),
+            merged: true,
+            merge_commit_sha: None,
+            labels: vec![],
+            reviewers: vec![],
+            team_reviewers: vec![],
+            auto_merge: false,
+            reviews: vec![],
+            comments: vec![],
+            version: 0,
         }
     }
-    wait_all(Phase::Synced).await?;
-    let total = started.elapsed();
-    let peak = rss_kib(pid, "VmHWM:");
-    let counted = gh
-        .requests()
-        .iter()
-        .filter(|r| r.status != 304 && r.path.starts_with("/repos/bench/"))
-        .count();
-    let _ = op.kill();
-    let _ = op.wait();
-    reactions.sort();
-    println!("operator: {}", baton.display());
-    println!("promotions: {n} (one service each, polling merge detection, no webhook)");
-    println!(
-        "idle RSS: {:.1} MiB; peak RSS: {:.1} MiB",
-        idle as f64 / 1024.0,
-        peak as f64 / 1024.0
-    );
-    println!(
-        "all PRs open: {to_open:.1?}; all merged seen: {to_merged:.1?}; all Synced: {total:.1?}"
-    );
-    println!(
-        "reaction Synced+Healthy -> commit status: p50 {:.0?} p99 {:.0?} max {:.0?}",
-        pct(&reactions, 0.5),
-        pct(&reactions, 0.99),
-        reactions.last().copied().unwrap_or_default()
-    );
-    println!(
-        "GitHub requests per promotion (304s excluded): {:.1}",
-        counted as f64 / n as f64
-    );
-    Ok(())
+
+    fn success(i: u64) -> fake_github::Status {
+        fake_github::Status {
+            id: i,
+            state: "success".into(),
+            context: "baton/production".into(),
+            description: format!("Deployed svc-{i}:v2.0.0 to production"),
+            target_url: None,
+        }
+    }
+
+    #[test]
+    fn checks_one_pr_and_one_success_status_per_synced_promotion() {
+        let good = [promotion(0, "Synced", 1), promotion(1, "Synced", 2)];
+        let pulls = [pull(1), pull(2)];
+        let statuses = [success(0), success(1)];
+        assert!(check(&good, &pulls, &statuses).is_empty());
+
+        let twice = [success(0), success(1), success(1)];
+        assert_eq!(check(&good, &pulls, &twice), ["svc-1: 2 success statuses"]);
+        let extra = [pull(1), pull(2), pull(3)];
+        assert_eq!(
+            check(&good, &extra, &statuses),
+            ["3 pull requests for 2 promotions"]
+        );
+        let shared = [promotion(0, "Synced", 1), promotion(1, "Merged", 1)];
+        let failures = check(&shared, &[pull(1), pull(1)], &statuses);
+        assert!(
+            failures.contains(&"1 distinct pull requests for 2 promotions".to_owned()),
+            "{failures:?}"
+        );
+        assert!(
+            failures.contains(&"svc-1 is not Synced".to_owned()),
+            "{failures:?}"
+        );
+    }
+
+    #[test]
+    fn reads_cpu_time_after_the_command_name() {
+        assert!(cpu_seconds(std::process::id(), 100.0) >= 0.0);
+    }
 }

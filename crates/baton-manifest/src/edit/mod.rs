@@ -6,13 +6,17 @@
 //! Each operation is turned into a byte range and its replacement ([`splice`], using
 //! the file's own layout from [`layout`]), and the result is parsed back and checked
 //! to mean exactly the old document with that operation applied ([`verify`]).
-//! Anything else is an error and nothing is returned.
+//! Anything else is an error and nothing is returned. A `Set` on a large file does
+//! this within one root entry ([`entry`]).
 
+mod entry;
 mod kustomize;
 mod layout;
 mod plan;
 mod resolve;
 mod splice;
+#[cfg(test)]
+mod tests;
 mod verify;
 
 use crate::EditError;
@@ -54,6 +58,16 @@ impl Edit {
 
 /// Applies `edit` to `text` (the content of `file`, used in messages).
 pub fn apply(file: &str, text: &str, edit: &Edit) -> Result<String, EditError> {
+    if let Edit::Set { path, value } = edit
+        && let Some(done) = entry::set(file, text, path, value)
+    {
+        return done;
+    }
+    apply_whole(file, text, edit)
+}
+
+/// [`apply`] with the whole file parsed and verified.
+fn apply_whole(file: &str, text: &str, edit: &Edit) -> Result<String, EditError> {
     let mut doc = Working::parse(file, text, edit.label())?;
     match edit {
         Edit::Set { path, value } => doc.set(path, value)?,
@@ -65,6 +79,16 @@ pub fn apply(file: &str, text: &str, edit: &Edit) -> Result<String, EditError> {
 /// The value `edit` would replace (`None` when it would add it), for "old -> new" in
 /// pull requests. Fails like [`apply`] would.
 pub fn current_value(file: &str, text: &str, edit: &Edit) -> Result<Option<String>, EditError> {
+    if let Edit::Set { path, .. } = edit
+        && let Some(done) = entry::current(file, text, path)
+    {
+        return done;
+    }
+    current_whole(file, text, edit)
+}
+
+/// [`current_value`] with the whole file parsed.
+fn current_whole(file: &str, text: &str, edit: &Edit) -> Result<Option<String>, EditError> {
     let doc = Working::parse(file, text, edit.label())?;
     match edit {
         Edit::Set { path, .. } => {

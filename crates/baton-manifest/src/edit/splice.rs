@@ -21,13 +21,23 @@ pub(super) struct Splice {
 }
 
 impl Splice {
-    fn new(start: usize, end: usize, with: String) -> Self {
+    pub(super) fn new(start: usize, end: usize, with: String) -> Self {
         Splice { start, end, with }
     }
 
     /// Nothing is replaced: `with` goes in at `at`.
     fn insert(at: usize, with: String) -> Self {
         Splice::new(at, at, with)
+    }
+
+    /// The replaced byte range.
+    pub(super) fn range(&self) -> std::ops::Range<usize> {
+        self.start..self.end
+    }
+
+    /// How many bytes longer the text gets (negative when shorter).
+    pub(super) fn growth(&self) -> isize {
+        self.with.len() as isize - (self.end - self.start) as isize
     }
 
     pub(super) fn apply_to(&self, text: &str) -> String {

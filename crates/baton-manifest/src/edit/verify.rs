@@ -6,19 +6,30 @@
 use super::Working;
 use super::plan::{NewValue, Op};
 use crate::EditError;
-use crate::tree::{self, Node, Value};
+use crate::tree::{self, Node, ParseError, Value};
 
 impl Working<'_> {
     /// The documents parsed from `text` if they mean exactly the current documents
     /// with `op` applied.
     pub(super) fn verify(&self, op: &Op, text: &str) -> Result<Vec<Option<Node>>, EditError> {
+        self.check(op, tree::parse(text))
+    }
+
+    /// `parsed`, read from the edited text (or from the part of it that `self.docs`
+    /// was read from, see [`super::entry`]), if it means exactly `self.docs` with
+    /// `op` applied.
+    pub(super) fn check(
+        &self,
+        op: &Op,
+        parsed: Result<Vec<Option<Node>>, ParseError>,
+    ) -> Result<Vec<Option<Node>>, EditError> {
         let verify = |detail: String| EditError::VerifyFailed {
             file: self.file.to_owned(),
             path: self.label.clone(),
             detail,
         };
-        let docs = tree::parse(text)
-            .map_err(|e| verify(format!("the result does not parse: {}", e.message)))?;
+        let docs =
+            parsed.map_err(|e| verify(format!("the result does not parse: {}", e.message)))?;
         let mut expected = tree::values(&self.docs);
         expected_after(&mut expected, op)
             .ok_or_else(|| verify("internal: the planned location vanished".into()))?;
