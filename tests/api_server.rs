@@ -53,6 +53,19 @@ async fn every_sample_applies_with_kubectl_and_reads_back_typed() {
         .kustomize_image
         .expect("kustomizeImage");
     assert_eq!(image.image, "ghcr.io/ybor/{service}");
+    // Webhook defaults: the Secret keys `url` and `secret`, format Json.
+    let production = envs.get("production").await.expect("production");
+    let hooks = &production.spec.notifications.webhooks;
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    assert_eq!(
+        hooks[0].url_secret_ref.as_ref().map(|r| r.key.as_str()),
+        Some("url")
+    );
+    assert_eq!(hooks[1].format, baton_api::environment::WebhookFormat::Json);
+    assert_eq!(
+        hooks[1].secret_ref.as_ref().map(|r| r.key.as_str()),
+        Some("secret")
+    );
 
     let promos: Api<Promotion> = Api::namespaced(client, &ns);
     let three = promos

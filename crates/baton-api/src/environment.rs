@@ -418,6 +418,136 @@ pub struct NotificationPolicy {
     /// or error otherwise.
     #[serde(default)]
     pub deployments: bool,
+    /// Chat and webhook targets: one POST per phase change of a Promotion here (see
+    /// the README, "Chat and webhook notifications"). Delivered in the background with
+    /// retries; a failed delivery never holds or fails a promotion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub webhooks: Vec<WebhookTarget>,
+}
+
+/// `https://` anywhere; plain `http://` only to the loopback address (a sidecar relay,
+/// a test receiver): webhook URLs often carry their credential (Slack's do) and the
+/// body names what runs where, so neither travels in clear text over a network.
+const WEBHOOK_URL_RULE: &str = "isURL(self) && url(self).getHostname() != '' && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))";
+const WEBHOOK_URL_MESSAGE: &str =
+    "url must be an https:// URL (plain http:// only to localhost, 127.0.0.1 or [::1])";
+
+/// One chat or webhook target.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.url) != has(self.urlSecretRef)").message("set exactly one of url or urlSecretRef"))]
+pub struct WebhookTarget {
+    /// URL to POST to: `https://`, or `http://` to localhost, 127.0.0.1 or [::1] only.
+    /// A URL that carries a token (a Slack incoming webhook) belongs in a Secret:
+    /// use `urlSecretRef` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new(WEBHOOK_URL_RULE).message(WEBHOOK_URL_MESSAGE))]
+    pub url: Option<String>,
+    /// Secret (same namespace) holding the URL; read at each delivery, never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_secret_ref: Option<WebhookUrlSecretRef>,
+    /// `Json` (Baton's own document) or `Slack` (an incoming-webhook message).
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// The events to send; empty sends every one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 7), extend("x-kubernetes-list-type" = "set"))]
+    pub events: Vec<NotificationEvent>,
+    /// Secret (same namespace) whose value signs each body: header
+    /// `X-Baton-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SigningSecretRef>,
+}
+
+/// The body a webhook receives.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum WebhookFormat {
+    /// Baton's JSON document (schema in the README).
+    #[default]
+    Json,
+    /// A Slack incoming-webhook message (`text` and `blocks`).
+    Slack,
+}
+
+/// What happened to a Promotion, as a notification. One per phase change; `Pending`
+/// (creation) sends nothing.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum NotificationEvent {
+    /// The pull request was opened (phase `PROpened`).
+    PullRequestOpened,
+    /// The pull request was merged (phase `Merged`).
+    Merged,
+    /// Every Application is Synced and Healthy at the merge (phase `Synced`), for a
+    /// Promotion that is not a rollback.
+    Synced,
+    /// The promotion failed (phase `Failed`: Degraded, sync timeout, sync failed).
+    Failed,
+    /// The pull request was closed without merging (phase `Rejected`).
+    Rejected,
+    /// A rollback Promotion (`spec.rollback`) reached `Synced`; sent instead of `Synced`.
+    RolledBack,
+    /// A newer Promotion replaced this one before its merge (phase `Superseded`).
+    Superseded,
+}
+
+impl NotificationEvent {
+    /// The name as written in `events` and sent in the notification.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationEvent::PullRequestOpened => "PullRequestOpened",
+            NotificationEvent::Merged => "Merged",
+            NotificationEvent::Synced => "Synced",
+            NotificationEvent::Failed => "Failed",
+            NotificationEvent::Rejected => "Rejected",
+            NotificationEvent::RolledBack => "RolledBack",
+            NotificationEvent::Superseded => "Superseded",
+        }
+    }
+}
+
+/// Secret keys: what Kubernetes accepts in `data`.
+const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
+
+/// A key of a Secret in the Environment's namespace holding a webhook URL.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookUrlSecretRef {
+    /// Secret name.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Key holding the URL; default `url`.
+    #[serde(default = "default_url_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_KEY_PATTERN))]
+    pub key: String,
+}
+
+fn default_url_key() -> String {
+    "url".into()
+}
+
+/// A key of a Secret in the Environment's namespace holding an HMAC signing secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningSecretRef {
+    /// Secret name.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Key holding the signing secret; default `secret`.
+    #[serde(default = "default_signing_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_KEY_PATTERN))]
+    pub key: String,
+}
+
+fn default_signing_key() -> String {
+    "secret".into()
 }
 
 /// Commit status settings.

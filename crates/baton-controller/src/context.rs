@@ -38,6 +38,8 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub recorder: Recorder,
     pub config: Config,
+    /// Chat and webhook notifications: reconciles only enqueue.
+    pub notifier: crate::notify::Notifier,
     /// `namespace/secret` -> (Secret resourceVersion + API URL + repository, connection):
     /// one connection per Secret, replaced when the Secret changes.
     github: tokio::sync::Mutex<HashMap<String, (String, Arc<GitHub>)>>,
@@ -78,6 +80,7 @@ impl Context {
         Context {
             client,
             fence,
+            notifier: crate::notify::Notifier::new(metrics.clone()),
             metrics,
             recorder,
             config,

@@ -4,11 +4,15 @@
 use baton_api::conditions as c;
 use baton_api::{Phase, Promotion, PromotionStatus};
 use baton_github::naming::truncate;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::{Event, EventType, Recorder};
 
 use crate::context::Context;
 use crate::machine::Decision;
+
+/// A chat or webhook notification was given up on.
+pub const REASON_NOTIFICATION_DELIVERY_FAILED: &str = "NotificationDeliveryFailed";
 
 /// What happened, as an Event.
 pub enum Happened<'a> {
@@ -30,6 +34,15 @@ pub enum Happened<'a> {
     },
     /// The break-glass annotation let this Promotion through a closed window.
     WindowOverridden(&'a baton_api::promotion::WindowOverride),
+    /// A chat or webhook notification failed for good. Names the host only: the
+    /// URL itself may carry a token.
+    NotificationDeliveryFailed {
+        event: &'a str,
+        format: &'a str,
+        host: &'a str,
+        attempts: u32,
+        why: &'a str,
+    },
 }
 
 fn event(type_: EventType, reason: &str, note: &str, action: &str) -> Event {
@@ -77,6 +90,20 @@ fn build(h: &Happened<'_>) -> Event {
             &format!("closed pull request #{number} and deleted branch {branch}"),
             "Delete",
         ),
+        Happened::NotificationDeliveryFailed {
+            event: what,
+            format,
+            host,
+            attempts,
+            why,
+        } => event(
+            EventType::Warning,
+            REASON_NOTIFICATION_DELIVERY_FAILED,
+            &format!(
+                "{format} notification {what} to {host} not delivered after {attempts} attempt(s): {why}"
+            ),
+            "Notify",
+        ),
         Happened::NotificationFailed { message } => event(
             EventType::Warning,
             c::REASON_NOTIFICATION_FAILED,
@@ -88,7 +115,12 @@ fn build(h: &Happened<'_>) -> Event {
 
 /// Publishes one Event; a failure to publish is logged, never fatal.
 pub async fn publish(ctx: &Context, p: &Promotion, h: Happened<'_>) {
-    if let Err(err) = ctx.recorder.publish(&build(&h), &p.object_ref(&())).await {
+    publish_to(&ctx.recorder, &p.object_ref(&()), h).await;
+}
+
+/// Publishes one Event about `regarding`, for work that outlives its reconcile.
+pub async fn publish_to(recorder: &Recorder, regarding: &ObjectReference, h: Happened<'_>) {
+    if let Err(err) = recorder.publish(&build(&h), regarding).await {
         tracing::warn!(error = %err, "cannot publish event");
     }
 }

@@ -16,7 +16,9 @@
 //!   status). No client, no clock read, no I/O.
 //! - [`observe`] only reads; [`act`] only performs effects through the provider traits
 //!   of `baton_github` (generic, so any provider passing the conformance suite fits);
-//!   [`record`] owns every status write; [`events`] builds every Event.
+//!   [`record`] owns every status write; [`events`] builds every Event; [`notify`]
+//!   queues a chat or webhook notification per phase change and delivers it in the
+//!   background.
 //! - [`context`] holds what reconciles share, and is the one place the concrete GitHub
 //!   provider is constructed; [`fence`] stops writes once leadership is lost.
 //! - [`pipeline`] is the second controller, on Environments: their status (what runs
@@ -33,6 +35,7 @@ pub mod events;
 pub mod fence;
 pub mod machine;
 pub mod metrics;
+pub mod notify;
 pub mod observe;
 pub mod pipeline;
 pub mod reconcile;

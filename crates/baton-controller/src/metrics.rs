@@ -112,6 +112,28 @@ pub enum RollbackResult {
     Failed,
 }
 
+/// The body format of a webhook target.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum FormatLabel {
+    Json,
+    Slack,
+}
+
+impl From<baton_api::environment::WebhookFormat> for FormatLabel {
+    fn from(f: baton_api::environment::WebhookFormat) -> Self {
+        match f {
+            baton_api::environment::WebhookFormat::Json => FormatLabel::Json,
+            baton_api::environment::WebhookFormat::Slack => FormatLabel::Slack,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub environment: String,
+    pub format: FormatLabel,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GitHubLabels {
     pub operation: &'static str,
@@ -147,6 +169,8 @@ pub struct Metrics {
     pub service_versions: Family<VersionLabels, Gauge>,
     /// What `service_versions` holds, per (namespace, environment): service -> version.
     running: Mutex<BTreeMap<(String, String), BTreeMap<String, String>>>,
+    pub notifications_delivered: Family<NotificationLabels, Counter>,
+    pub notification_failures: Family<NotificationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -174,6 +198,8 @@ impl Metrics {
             reconcile_errors: Family::default(),
             service_versions: Family::default(),
             running: Mutex::new(BTreeMap::new()),
+            notifications_delivered: Family::default(),
+            notification_failures: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -237,6 +263,16 @@ impl Metrics {
             "service_version_info",
             "1 for the version of each service running in each environment, as last proven Synced (the environment's status.services)",
             m.service_versions.clone(),
+        );
+        registry.register(
+            "notifications_delivered",
+            "Chat and webhook notifications the receiver accepted (2xx)",
+            m.notifications_delivered.clone(),
+        );
+        registry.register(
+            "notification_failures",
+            "Chat and webhook notifications given up on (after retries, refused, or dropped from a full queue)",
+            m.notification_failures.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -433,6 +469,25 @@ impl Metrics {
     /// The GitHub budget guard started holding requests for `wait`.
     pub fn budget_wait(&self, wait: Duration) {
         self.github_budget_wait_seconds.inc_by(wait.as_secs_f64());
+    }
+
+    /// A webhook delivery ended: accepted, or given up on.
+    pub fn notification(
+        &self,
+        environment: &str,
+        format: baton_api::environment::WebhookFormat,
+        delivered: bool,
+    ) {
+        let labels = NotificationLabels {
+            environment: environment.to_owned(),
+            format: format.into(),
+        };
+        let family = if delivered {
+            &self.notifications_delivered
+        } else {
+            &self.notification_failures
+        };
+        family.get_or_create(&labels).inc();
     }
 
     /// A reconcile finished.
@@ -633,6 +688,28 @@ mod tests {
             text.contains(
                 r#"baton_phase_transitions_total{environment="production",to="Synced"} 1"#
             )
+        );
+    }
+
+    #[test]
+    fn notifications_are_counted_by_environment_and_format() {
+        use baton_api::environment::WebhookFormat;
+        let m = Metrics::new();
+        m.notification("production", WebhookFormat::Slack, true);
+        m.notification("production", WebhookFormat::Json, false);
+        m.notification("production", WebhookFormat::Json, false);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"baton_notifications_delivered_total{environment="production",format="Slack"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"baton_notification_failures_total{environment="production",format="Json"} 2"#
+            ),
+            "{text}"
         );
     }
 }

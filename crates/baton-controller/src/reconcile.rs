@@ -141,6 +141,7 @@ async fn apply(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         w.write(&status).await?;
     }
     if before.phase != status.phase {
+        ctx.notifier.phase_changed(p, obs.env.as_ref(), &status);
         record_metrics(ctx, p, &obs, &status, now).await;
     }
     for h in events::of_reconcile(&before, &status, &d) {

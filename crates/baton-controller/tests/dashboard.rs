@@ -45,7 +45,10 @@ fn exported() -> BTreeSet<String> {
     m.set_rollbacks(
         "production",
         &[(
-            ("api".to_owned(), baton_controller::metrics::RollbackResult::Synced),
+            (
+                "api".to_owned(),
+                baton_controller::metrics::RollbackResult::Synced,
+            ),
             1,
         )]
         .into_iter()

@@ -117,7 +117,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
     let ctx = Arc::new(Context::new(
         client.clone(),
-        recorder,
+        recorder.clone(),
         Config {
             max_requeue,
             retry,
@@ -126,6 +126,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics.clone(),
         fence.clone(),
     ));
+    ctx.notifier
+        .start(client.clone(), recorder)
+        .map_err(|e| RunError::Config(e.to_string()))?;
     let apis = watches::Apis::new(&client, &args);
     let controller = Controller::new(apis.promotions.clone(), watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency));
