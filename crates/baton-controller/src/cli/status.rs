@@ -40,7 +40,7 @@ Marks (!N, explained under the table):
   drift: cluster     a version is recorded but its Application is not Synced and Healthy
                      at a revision
   drift: git         with --git: the GitOps file holds another value (or cannot be read)
-  not run upstream   no Synced Promotion ever carried this version to the upstream
+  not run upstream   the upstream never ran this version (its history, or any Synced Promotion there)
                      Environment
 
 Exit codes:
@@ -551,6 +551,7 @@ fn marks(
     git: Option<&GitView>,
     on_the_way: &[InFlight],
     promotions: &[Promotion],
+    upstream_records: &[baton_api::environment::ServiceRecord],
 ) -> Vec<Mark> {
     let Some(rec) = recorded else {
         return Vec::new();
@@ -601,7 +602,14 @@ fn marks(
             });
         }
     }
+    // The upstream's own history (kept in its status) counts too, so deleting old
+    // Promotions there does not make production look like it skipped a stage.
+    let in_history = upstream_records.iter().any(|r| {
+        r.name == service
+            && (r.version == rec.version || r.history.iter().any(|h| h.version == rec.version))
+    });
     if let Some(up) = env.spec.upstream.as_deref()
+        && !in_history
         && !ran_in(promotions, up, service, &rec.version)
     {
         out.push(Mark {
@@ -716,6 +724,13 @@ pub fn board(s: &Snapshot<'_>) -> Board {
                 git.as_ref(),
                 &promotions,
                 s.promotions,
+                env.spec
+                    .upstream
+                    .as_deref()
+                    .and_then(|u| s.environments.iter().find(|e| e.name_any() == u))
+                    .and_then(|e| e.status.as_ref())
+                    .map(|st| st.services.as_slice())
+                    .unwrap_or_default(),
             );
             cells.push(Cell {
                 environment,
