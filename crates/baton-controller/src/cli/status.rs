@@ -543,6 +543,13 @@ fn short_rev(rev: &str) -> &str {
     rev.get(..7).unwrap_or(rev)
 }
 
+/// What the upstream Environment ran: its Synced Promotions and its recorded history.
+#[derive(Clone, Copy)]
+struct UpstreamRuns<'a> {
+    promotions: &'a [Promotion],
+    records: &'a [baton_api::environment::ServiceRecord],
+}
+
 fn marks(
     env: &Environment,
     service: &str,
@@ -550,8 +557,7 @@ fn marks(
     app: &ApplicationView,
     git: Option<&GitView>,
     on_the_way: &[InFlight],
-    promotions: &[Promotion],
-    upstream_records: &[baton_api::environment::ServiceRecord],
+    upstream: UpstreamRuns<'_>,
 ) -> Vec<Mark> {
     let Some(rec) = recorded else {
         return Vec::new();
@@ -604,13 +610,13 @@ fn marks(
     }
     // The upstream's own history (kept in its status) counts too, so deleting old
     // Promotions there does not make production look like it skipped a stage.
-    let in_history = upstream_records.iter().any(|r| {
+    let in_history = upstream.records.iter().any(|r| {
         r.name == service
             && (r.version == rec.version || r.history.iter().any(|h| h.version == rec.version))
     });
     if let Some(up) = env.spec.upstream.as_deref()
         && !in_history
-        && !ran_in(promotions, up, service, &rec.version)
+        && !ran_in(upstream.promotions, up, service, &rec.version)
     {
         out.push(Mark {
             kind: MarkKind::NotRunUpstream,
@@ -723,14 +729,17 @@ pub fn board(s: &Snapshot<'_>) -> Board {
                 &application,
                 git.as_ref(),
                 &promotions,
-                s.promotions,
-                env.spec
-                    .upstream
-                    .as_deref()
-                    .and_then(|u| s.environments.iter().find(|e| e.name_any() == u))
-                    .and_then(|e| e.status.as_ref())
-                    .map(|st| st.services.as_slice())
-                    .unwrap_or_default(),
+                UpstreamRuns {
+                    promotions: s.promotions,
+                    records: env
+                        .spec
+                        .upstream
+                        .as_deref()
+                        .and_then(|u| s.environments.iter().find(|e| e.name_any() == u))
+                        .and_then(|e| e.status.as_ref())
+                        .map(|st| st.services.as_slice())
+                        .unwrap_or_default(),
+                },
             );
             cells.push(Cell {
                 environment,
