@@ -1,7 +1,8 @@
 //! The operator killed right after its k-th GitHub request, for every k of a
-//! three-service promotion with labels, reviewers, auto-merge, a commit status and a
-//! release: after a restart there is one branch commit, one PR with its labels,
-//! reviewers and auto-merge, one status per (commit, context), one release, and the
+//! three-service promotion with labels, reviewers, auto-merge, a commit status, a
+//! release and GitHub Deployments: after a restart there is one branch commit, one PR
+//! with its labels, reviewers and auto-merge, one status per (commit, context), one
+//! release, one deployment per service ending in success, one result comment, and the
 //! promotion is Synced. The fake GitHub's tripwire refuses every request after the
 //! k-th undone, so the process is killed exactly between two requests. (Its own test
 //! binary: the tripwire counts GraphQL requests, which name no repository.)
@@ -24,7 +25,7 @@ async fn run_with_crash_after(k: usize) -> Option<usize> {
     w.environment(
         "production",
         json!({ "pullRequest": { "labels": ["requires-review", "baton"], "reviewers": ["octocat"], "autoMerge": true },
-                "notifications": { "release": true } }),
+                "notifications": { "release": true, "deployments": true } }),
     )
     .await;
     let (gitops, source) = (w.gitops.clone(), w.source.clone());
@@ -110,6 +111,27 @@ async fn run_with_crash_after(k: usize) -> Option<usize> {
     );
     assert_eq!(statuses[0].state, "success");
     assert_eq!(w.fake.releases(&source).len(), 1, "k={k}: one release");
+    let deployments = w.fake.deployments(&source);
+    let mut tasks: Vec<&str> = deployments.iter().map(|d| d.task.as_str()).collect();
+    tasks.sort_unstable();
+    assert_eq!(
+        tasks,
+        ["deploy:api", "deploy:docs", "deploy:web"],
+        "k={k}: one deployment per service: {deployments:#?}"
+    );
+    for d in &deployments {
+        assert_eq!(
+            d.statuses.last().map(|s| s.state.as_str()),
+            Some("success"),
+            "k={k}: {d:#?}"
+        );
+    }
+    assert_eq!(
+        pr.comments.len(),
+        1,
+        "k={k}: one result comment: {:?}",
+        pr.comments
+    );
     assert!(
         w.fake.branches(&gitops).len() == 1,
         "k={k}: the promotion branch is gone: {:?}",
