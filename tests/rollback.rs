@@ -437,15 +437,16 @@ async fn a_degraded_rollout_is_rolled_back_automatically_once() {
     w.wait_phase(&rb.name_any(), Phase::Synced, T).await;
     // The operator exports the rollback and the time to restore, measured from the
     // failed Promotion's Failed time (this process started after the failure).
-    let metrics = w
-        .metrics_with(
-            r#"baton_rollbacks{environment="production",service="api",result="Synced"} 1"#,
-        )
+    // Both are exported just after the status write that records Synced: wait for each.
+    let restore = w
+        .metrics_with(r#"baton_time_to_restore_seconds_count{environment="production"} 1"#)
         .await;
     assert!(
-        metrics.contains(r#"baton_time_to_restore_seconds_count{environment="production"} 1"#),
-        "{metrics}"
+        restore.contains("baton_time_to_restore_seconds_sum"),
+        "{restore}"
     );
+    w.metrics_with(r#"baton_rollbacks{environment="production",service="api",result="Synced"} 1"#)
+        .await;
     w.restart_operator();
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
