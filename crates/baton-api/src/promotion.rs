@@ -149,6 +149,17 @@ impl PromotionSpec {
 }
 
 impl ServiceVersion {
+    /// `service` at `value`: a `sha256:` value pins a digest, anything else is a version.
+    pub fn from_value(service: &str, value: &str, source: Option<SourceRef>) -> Self {
+        let digest = value.starts_with("sha256:");
+        ServiceVersion {
+            name: service.to_owned(),
+            version: (!digest).then(|| value.to_owned()),
+            digest: digest.then(|| value.to_owned()),
+            source,
+        }
+    }
+
     /// The value written to the GitOps repository and shown to people.
     pub fn value(&self) -> &str {
         self.version

@@ -43,6 +43,22 @@ pub enum Happened<'a> {
         attempts: u32,
         why: &'a str,
     },
+    /// The Environment controller created a Promotion (`reason`: `AutoPromotionCreated`
+    /// or `RollbackCreated`).
+    PromotionCreated {
+        reason: &'static str,
+        promotion: &'a str,
+        summary: &'a str,
+    },
+    /// A Promotion that failed after its merge is being rolled back.
+    RollingBack {
+        rollback: &'a str,
+        summary: &'a str,
+    },
+    /// A rollback failed, or none could be made: `message` says which.
+    RollbackFailed {
+        message: &'a str,
+    },
 }
 
 fn event(type_: EventType, reason: &str, note: &str, action: &str) -> Event {
@@ -89,6 +105,28 @@ fn build(h: &Happened<'_>) -> Event {
             "PullRequestClosed",
             &format!("closed pull request #{number} and deleted branch {branch}"),
             "Delete",
+        ),
+        Happened::PromotionCreated {
+            reason,
+            promotion,
+            summary,
+        } => event(
+            EventType::Normal,
+            reason,
+            &format!("created Promotion {promotion} carrying {summary}"),
+            "AutoPromote",
+        ),
+        Happened::RollingBack { rollback, summary } => event(
+            EventType::Warning,
+            "RollingBack",
+            &format!("failed after its merge: rolling back with Promotion {rollback} ({summary})"),
+            "Rollback",
+        ),
+        Happened::RollbackFailed { message } => event(
+            EventType::Warning,
+            c::REASON_ROLLBACK_FAILED,
+            message,
+            "Rollback",
         ),
         Happened::NotificationDeliveryFailed {
             event: what,

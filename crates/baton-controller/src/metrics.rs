@@ -370,14 +370,13 @@ impl Metrics {
         environment: &str,
         counts: &HashMap<(String, RollbackResult), i64>,
     ) {
-        for result in [
-            RollbackResult::InProgress,
-            RollbackResult::Synced,
-            RollbackResult::Failed,
-        ] {
-            let services: std::collections::BTreeSet<&String> =
-                counts.keys().map(|(s, _)| s).collect();
-            for service in services {
+        let services: std::collections::BTreeSet<&String> = counts.keys().map(|(s, _)| s).collect();
+        for service in services {
+            for result in [
+                RollbackResult::InProgress,
+                RollbackResult::Synced,
+                RollbackResult::Failed,
+            ] {
                 let n = counts
                     .get(&(service.clone(), result.clone()))
                     .copied()
@@ -386,7 +385,7 @@ impl Metrics {
                     .get_or_create(&RollbackLabels {
                         environment: environment.to_owned(),
                         service: service.clone(),
-                        result: result.clone(),
+                        result,
                     })
                     .set(n);
             }

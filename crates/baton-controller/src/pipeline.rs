@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_api::conditions::{self as c, Condition, ConditionStatus, set_condition};
-use baton_api::environment::{EnvironmentStatus, ServiceRecord};
+use baton_api::environment::{BlockedVersion, EnvironmentStatus, ServiceRecord};
 use baton_api::promotion::{PromotionSpec, ServiceVersion};
 use baton_api::{Application, Environment, Promotion};
 use baton_github::{Provider, RepoRef};
@@ -15,13 +15,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::context::{ConnectError, Context};
 use crate::error::Error;
+use crate::events::{self, Happened};
 use crate::machine::gates::UpstreamApp;
 use crate::machine::pipeline::{self, Auto};
 use crate::machine::plan;
@@ -54,6 +54,8 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Reque
     let all: Vec<&Promotion> = promotions.iter().map(AsRef::as_ref).collect();
 
     let own = records(&ctx, &env, &name, &env, &all).await?;
+    // Versions rolled back here: shown in status, and skipped by automatic promotion.
+    let blocked = rollback::blocked(&name, &all);
     ctx.metrics.set_running(&ns, &name, &own);
     let mut status = env.status.clone().unwrap_or_default();
     let before = status.clone();
@@ -93,7 +95,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Reque
 
     let mut requeue = Some(RESYNC);
     if env.spec.auto_promote && problem.is_none() {
-        let (auto, next) = auto_promote(&ctx, &env, &chain, &own, &all, now).await?;
+        let (auto, next) = auto_promote(&ctx, &env, &chain, &own, &all, &blocked, now).await?;
         set_condition(
             &mut status.conditions,
             condition(
@@ -121,19 +123,19 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Reque
     if rollbacks.status == ConditionStatus::False
         && was != Some((rollbacks.status, rollbacks.message.clone()))
     {
-        publish(
-            &ctx,
+        events::publish_to(
+            &ctx.recorder,
             &env.object_ref(&()),
-            EventType::Warning,
-            c::REASON_ROLLBACK_FAILED,
-            &rollbacks.message,
+            Happened::RollbackFailed {
+                message: &rollbacks.message,
+            },
         )
         .await;
     }
     set_condition(&mut status.conditions, rollbacks);
     status.observed_generation = generation;
     status.summary = Some(summary(&own));
-    status.blocked = rollback::blocked(&name, &all);
+    status.blocked = blocked;
     ctx.metrics
         .set_rollbacks(&name, &rollback_counts(&name, &all));
     status.services = own;
@@ -232,28 +234,25 @@ async fn roll_back_failed(
                 create(ctx, env, &rb, "RollbackCreated").await?;
                 link_rollback(ctx, failed, &rb.name_any()).await?;
                 tracing::info!(environment = %name, failed = %failed.name_any(), rollback = %rb.name_any(), "automatic rollback created");
-                publish(
-                    ctx,
+                events::publish_to(
+                    &ctx.recorder,
                     &failed.object_ref(&()),
-                    EventType::Warning,
-                    "RollingBack",
-                    &format!(
-                        "failed after its merge: rolling back with Promotion {} ({})",
-                        rb.name_any(),
-                        plan::summary(&rb.spec)
-                    ),
+                    Happened::RollingBack {
+                        rollback: &rb.name_any(),
+                        summary: &plan::summary(&rb.spec),
+                    },
                 )
                 .await;
             }
             Err(why) => {
                 tracing::warn!(environment = %name, failed = %failed.name_any(), reason = %why, "no automatic rollback possible");
                 link_rollback(ctx, failed, "").await?;
-                publish(
-                    ctx,
+                events::publish_to(
+                    &ctx.recorder,
                     &failed.object_ref(&()),
-                    EventType::Warning,
-                    c::REASON_ROLLBACK_FAILED,
-                    &format!("cannot roll back automatically: {why}"),
+                    Happened::RollbackFailed {
+                        message: &format!("cannot roll back automatically: {why}"),
+                    },
                 )
                 .await;
             }
@@ -280,25 +279,6 @@ async fn link_rollback(ctx: &Context, failed: &Promotion, rollback: &str) -> Res
     )
     .await?;
     Ok(())
-}
-
-async fn publish(
-    ctx: &Context,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
-    type_: EventType,
-    reason: &str,
-    note: &str,
-) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(baton_github::naming::truncate(note, 1000)),
-        action: "Rollback".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, reference).await {
-        tracing::warn!(error = %e, "cannot publish event");
-    }
 }
 
 /// What runs in `env` per service (from its Synced Promotions and its Applications).
@@ -353,6 +333,7 @@ async fn auto_promote(
     chain: &[Environment],
     own: &[ServiceRecord],
     all: &[&Promotion],
+    blocked: &[BlockedVersion],
     now: Timestamp,
 ) -> Result<AutoOutcome, Error> {
     let Some(up) = chain.get(1) else {
@@ -376,7 +357,6 @@ async fn auto_promote(
     let up_records = records(ctx, env, &upstream, up, all).await?;
     let (ready, next) = pipeline::soaked(&up_records, soak, now);
     // A version rolled back here stays out until unblocked; newer ones still go.
-    let blocked = rollback::blocked(&env.name_any(), all);
     let mut candidates = pipeline::differing(&ready, own);
     candidates.retain(|r| {
         !blocked
@@ -487,7 +467,7 @@ async fn create(
     ctx: &Context,
     env: &Environment,
     p: &Promotion,
-    reason: &str,
+    reason: &'static str,
 ) -> Result<(), Error> {
     ctx.fence.check()?;
     let ns = env.namespace().unwrap_or_default();
@@ -495,20 +475,16 @@ async fn create(
     match api.create(&PostParams::default(), p).await {
         Ok(_) => {
             tracing::info!(environment = %env.name_any(), namespace = %ns, promotion = %p.name_any(), services = %plan::summary(&p.spec), reason, "promotion created");
-            let event = Event {
-                type_: EventType::Normal,
-                reason: reason.into(),
-                note: Some(format!(
-                    "created Promotion {} carrying {}",
-                    p.name_any(),
-                    plan::summary(&p.spec)
-                )),
-                action: "AutoPromote".into(),
-                secondary: None,
-            };
-            if let Err(e) = ctx.recorder.publish(&event, &env.object_ref(&())).await {
-                tracing::warn!(error = %e, "cannot publish event");
-            }
+            events::publish_to(
+                &ctx.recorder,
+                &env.object_ref(&()),
+                Happened::PromotionCreated {
+                    reason,
+                    promotion: &p.name_any(),
+                    summary: &plan::summary(&p.spec),
+                },
+            )
+            .await;
             Ok(())
         }
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),

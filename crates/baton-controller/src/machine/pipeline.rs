@@ -223,15 +223,7 @@ pub fn plan(
     }
     let services = carry
         .iter()
-        .map(|r| {
-            let digest = r.version.starts_with("sha256:");
-            ServiceVersion {
-                name: r.name.clone(),
-                version: (!digest).then(|| r.version.clone()),
-                digest: digest.then(|| r.version.clone()),
-                source: r.source.clone(),
-            }
-        })
+        .map(|r| ServiceVersion::from_value(&r.name, &r.version, r.source.clone()))
         .collect();
     let mut from: Vec<&str> = carry.iter().map(|r| r.promotion.as_str()).collect();
     from.sort_unstable();
@@ -255,19 +247,14 @@ pub fn plan(
 /// `production-from-staging-<16 hex>`: a hash of what it carries (service, version,
 /// source commit), so the same content always gets the same name.
 pub fn auto_name(environment: &str, upstream: &str, carry: &[&ServiceRecord]) -> String {
-    // FNV-1a: stable across builds and platforms (std's hasher is not).
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for r in carry {
+    let h = super::plan::content_hash(carry.iter().map(|r| {
         let commit = r
             .source
             .as_ref()
             .map(|s| s.commit.as_str())
             .unwrap_or_default();
-        for b in format!("{}={}@{commit};", r.name, r.version).bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+        format!("{}={}@{commit};", r.name, r.version)
+    }));
     format!("{environment}-from-{upstream}-{h:016x}")
 }
 

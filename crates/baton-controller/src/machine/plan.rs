@@ -140,6 +140,23 @@ pub fn superseded_description(services: &[(&str, &str)], environment: &str, by: 
     baton_github::naming::truncate(&text, baton_github::naming::MAX_STATUS_DESCRIPTION)
 }
 
+/// FNV-1a over `parts`, in order: names derived from content must be stable across
+/// builds and platforms (std's hasher is not).
+pub fn content_hash<I, B>(parts: I) -> u64
+where
+    I: IntoIterator<Item = B>,
+    B: AsRef<[u8]>,
+{
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.as_ref() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
 /// The result comment on a merged PR: each Application Synced/Healthy at which revision,
 /// or what failed and Argo CD's message.
 pub fn result_comment(
@@ -243,6 +260,14 @@ pub fn release_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_hash_is_fnv_1a_over_the_parts_in_order() {
+        // Known answers of 64-bit FNV-1a: names derived from it must never change.
+        assert_eq!(content_hash([""; 0]), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(content_hash(["a"]), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(content_hash(["foo", "bar"]), content_hash(["foobar"]));
+    }
     use baton_api::environment::{
         ApplicationsSpec, GitHubConnection, GitOpsSpec, KustomizeImageTarget, SecretRef,
         WriteTarget,

@@ -150,7 +150,7 @@ pub fn target(
                 (bad, p.name_any(), options)
             }
             None => (
-                version(service, &record.version, record.source.clone()),
+                ServiceVersion::from_value(service, &record.version, record.source.clone()),
                 record.promotion.clone(),
                 record
                     .history
@@ -186,7 +186,7 @@ pub fn target(
             })?,
     };
     Ok(Target {
-        to: version(service, chosen.0, chosen.1.clone()),
+        to: ServiceVersion::from_value(service, chosen.0, chosen.1.clone()),
         from,
         of,
     })
@@ -201,16 +201,6 @@ fn earlier(r: &ServiceRecord) -> String {
     }
 }
 
-fn version(name: &str, value: &str, source: Option<SourceRef>) -> ServiceVersion {
-    let digest = value.starts_with("sha256:");
-    ServiceVersion {
-        name: name.to_owned(),
-        version: (!digest).then(|| value.to_owned()),
-        digest: digest.then(|| value.to_owned()),
-        source,
-    }
-}
-
 /// The rollback Promotion of `targets` (each with the version it replaces in `from`),
 /// named from its content so a retried command or a second look creates nothing new.
 pub fn promotion(
@@ -221,17 +211,13 @@ pub fn promotion(
     reason: &str,
     of: Option<String>,
 ) -> Promotion {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for s in targets.iter().chain(from.iter()) {
-        for b in format!("{}={};", s.name, s.value()).bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    for b in of.as_deref().unwrap_or_default().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = super::plan::content_hash(
+        targets
+            .iter()
+            .chain(from.iter())
+            .map(|s| format!("{}={};", s.name, s.value()))
+            .chain(of.iter().cloned()),
+    );
     let first = targets
         .first()
         .map(|s| s.name.as_str())
@@ -305,7 +291,11 @@ pub fn automatic(
         if record.version == s.value() {
             continue;
         }
-        targets.push(version(&s.name, &record.version, record.source.clone()));
+        targets.push(ServiceVersion::from_value(
+            &s.name,
+            &record.version,
+            record.source.clone(),
+        ));
         let mut bad = s.clone();
         bad.source = failed.spec.source_of(&s.name).cloned();
         from.push(bad);
