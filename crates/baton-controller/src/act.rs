@@ -42,6 +42,7 @@ pub async fn perform<G: Provider>(
         Effect::CompletePullRequest { change, pr } => {
             w.fence().check()?;
             let pr = s.gh.complete_promotion(change, (**pr).clone()).await?;
+            s.ctx.prs.invalidate(&change.repo.path(), pr.number);
             tracing::info!(promotion = %name(s.promotion), pr = %pr.url, "adopted pull request completed");
             auto_merge_event(s, &pr).await;
             Ok(())
@@ -88,6 +89,7 @@ pub async fn perform<G: Provider>(
         Effect::SetAutoMerge { node_id, enabled } => {
             w.fence().check()?;
             let problem = s.gh.set_auto_merge(node_id, *enabled).await?;
+            s.ctx.prs.invalidate_node(node_id);
             let url = status
                 .pull_request
                 .as_ref()
@@ -167,6 +169,11 @@ async fn open_pull_request<G: Provider>(
     }
     w.fence().check()?;
     let pr = s.gh.open_promotion(change, base).await?;
+    s.ctx.prs.seed(
+        &change.repo,
+        &pr,
+        kube::runtime::reflector::ObjectRef::from_obj(s.promotion),
+    );
     tracing::info!(promotion = %name(s.promotion), pr = %pr.url, "pull request opened");
     auto_merge_event(s, &pr).await;
     status.pull_request = Some(PullRequestStatus {

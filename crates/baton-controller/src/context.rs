@@ -54,6 +54,8 @@ pub struct Context {
     /// Consecutive failed reconciles per Promotion, for exponential backoff; an entry
     /// goes on the next success.
     failures: Mutex<HashMap<ObjectRef<Promotion>, u32>>,
+    /// Open promotion PRs, polled in batches.
+    pub prs: crate::prwatch::PrWatch,
     /// The controller's Promotion cache (reads without API calls), once running.
     store: std::sync::OnceLock<Store<Promotion>>,
 }
@@ -88,6 +90,7 @@ impl Context {
             deliveries: Mutex::new((HashSet::new(), VecDeque::new())),
             app_index: Mutex::new(HashMap::new()),
             env_app_index: Mutex::new(HashMap::new()),
+            prs: crate::prwatch::PrWatch::default(),
             store: std::sync::OnceLock::new(),
             failures: Mutex::new(HashMap::new()),
         }
@@ -170,6 +173,7 @@ impl Context {
             deliveries: self.deliveries.lock().map(|d| d.1.len()).unwrap_or(0),
             app_index: self.app_index.lock().map(|m| m.len()).unwrap_or(0),
             failures: self.failures.lock().map(|m| m.len()).unwrap_or(0),
+            watched_pulls: self.prs.len(),
         }
     }
 
@@ -314,6 +318,7 @@ pub struct CacheSizes {
     pub deliveries: usize,
     pub app_index: usize,
     pub failures: usize,
+    pub watched_pulls: usize,
 }
 
 #[cfg(test)]

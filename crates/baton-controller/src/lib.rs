@@ -23,6 +23,8 @@
 //!   provider is constructed; [`fence`] stops writes once leadership is lost.
 //! - [`pipeline`] is the second controller, on Environments: their status (what runs
 //!   there) and automatic promotion into them; decisions in [`machine::pipeline`].
+//! - [`prwatch`] polls every open promotion PR of a repository with one GraphQL query
+//!   per hundred and wakes the Promotions whose PR changed.
 //! - [`run`] wires leader election, watches and the HTTP server.
 //! - [`cli`] holds the commands for people and CI jobs (`baton promote`).
 
@@ -38,6 +40,7 @@ pub mod metrics;
 pub mod notify;
 pub mod observe;
 pub mod pipeline;
+pub mod prwatch;
 pub mod reconcile;
 pub mod record;
 pub mod run;

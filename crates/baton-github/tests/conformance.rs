@@ -689,7 +689,7 @@ async fn ancestry_answers_are_cached() {
 }
 
 #[tokio::test]
-async fn single_service_promotion_costs_at_most_eight_counted_requests() {
+async fn single_service_promotion_costs_eight_counted_requests_when_polling() {
     let World {
         fake,
         gh,
@@ -701,7 +701,7 @@ async fn single_service_promotion_costs_at_most_eight_counted_requests() {
     let _ = (&fake, &gh, &repo, repo_name, source_name);
     let sha = fake.create_repo(source_name, "main", &[("README.md", "syrf")]);
     // The fake is shared by concurrent tests: only this test's repositories count.
-    let seen = fake.requests().len();
+    let seen_before = fake.requests().len();
     let stats = gh.stats();
     let start = stats.counted.load(Ordering::Relaxed);
     let (mut c, base) = change(&gh, &repo, &[(API_FILE, "api-v9.1.0", "api-v9.1.1")]).await;
@@ -709,14 +709,27 @@ async fn single_service_promotion_costs_at_most_eight_counted_requests() {
     c.reviewers.clear();
     c.team_reviewers.clear();
     let pr = gh.open_promotion(&c, &base).await.unwrap();
-    // Merge detection by polling: conditional GETs; only changes count.
-    gh.observe(&repo, pr.number).await.unwrap();
-    gh.observe(&repo, pr.number).await.unwrap();
+    let graphql_start = stats.graphql.load(Ordering::Relaxed);
+    // Merge detection by polling: the batched GraphQL read, once per interval (its own
+    // budget, in points), with the source commit's date on the first round.
+    let source_repo = RepoRef::parse(source_name).unwrap();
+    gh.commit_dates(&[(source_repo.clone(), sha.clone())])
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let open = gh.pull_states(&repo, &[pr.number]).await.unwrap();
+        assert_eq!(open[&pr.number].state, PrState::Open);
+        assert_eq!(open[&pr.number].review, ReviewDecision::ReviewRequired);
+    }
     let merge = fake.merge(repo_name, pr.number).unwrap();
-    assert!(matches!(
-        gh.observe(&repo, pr.number).await.unwrap().state,
-        PrState::Merged { .. }
-    ));
+    let seen = gh.pull_states(&repo, &[pr.number]).await.unwrap();
+    assert_eq!(
+        seen[&pr.number].state,
+        PrState::Merged {
+            merge_commit: merge.clone()
+        }
+    );
+    gh.delete_branch(&repo, &c.head_branch).await.unwrap();
     // Argo CD reports the merge commit itself: no compare needed.
     assert!(gh.contains(&repo, &merge, &merge).await.unwrap());
     let status = CommitStatus {
@@ -725,10 +738,13 @@ async fn single_service_promotion_costs_at_most_eight_counted_requests() {
         description: "Deployed api:api-v9.1.1 to production".into(),
         target_url: None,
     };
-    gh.ensure_status(&RepoRef::parse(source_name).unwrap(), &sha, &status, false)
+    gh.ensure_status(&source_repo, &sha, &status, false)
         .await
         .unwrap();
+    // The lead-time metric's commit date comes from the batched read.
+    assert!(gh.commit_time(&source_repo, &sha).await.unwrap().is_some());
     let counted = stats.counted.load(Ordering::Relaxed) - start;
+    let graphql = stats.graphql.load(Ordering::Relaxed) - graphql_start;
     let mine = |p: &str| {
         p.starts_with(&format!("/repos/{repo_name}/"))
             || p.starts_with(&format!("/repos/{source_name}/"))
@@ -736,26 +752,78 @@ async fn single_service_promotion_costs_at_most_eight_counted_requests() {
     let by_op: Vec<String> = fake
         .requests()
         .iter()
-        .skip(seen)
+        .skip(seen_before)
         .filter(|r| r.status != 304 && mine(&r.path))
         .map(|r| format!("{} {} {}", r.method, r.path, r.status))
         .collect();
     println!(
-        "single-service promotion, polling: {counted} counted requests:\n{}",
+        "single-service promotion, polling: {counted} counted REST requests, {graphql} GraphQL:\n{}",
         by_op.join("\n")
     );
     assert_eq!(counted as usize, by_op.len());
-    let polls = by_op
-        .iter()
-        .filter(|r| r.starts_with(&format!("GET /repos/{repo_name}/pulls/{} ", pr.number)))
-        .count() as u64;
-    assert_eq!(
-        polls, 2,
-        "the first poll and the one that saw the merge; unchanged polls were 304"
+    assert!(
+        !by_op
+            .iter()
+            .any(|r| r.contains("/pulls/") || r.contains("/git/commits/")),
+        "no REST poll and no commit read: {by_op:?}"
     );
-    // With the webhook reporting the merge there is no poll at all.
-    assert!(counted - polls <= 8, "webhook path: {}", counted - polls);
-    assert_eq!(counted, 9, "polling path");
+    assert_eq!(counted, 8, "polling path: {by_op:?}");
+    assert_eq!(graphql, 4, "one commit-date read and three polls");
+}
+
+#[tokio::test]
+async fn one_query_reads_many_pull_requests() {
+    let World {
+        fake,
+        gh,
+        repo,
+        full,
+        ..
+    } = setup("pull_states_batch").await;
+    let mut numbers = vec![];
+    for (i, (from, to)) in [
+        ("api-v9.1.0", "api-v9.1.1"),
+        ("api-v9.1.0", "api-v9.1.2"),
+        ("api-v9.1.0", "api-v9.1.3"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (mut c, base) = change(&gh, &repo, &[(API_FILE, from, to)]).await;
+        c.head_branch = format!("{}-{i}", c.head_branch);
+        c.owner_uid = format!("uid-batch-{i}");
+        numbers.push(gh.open_promotion(&c, &base).await.unwrap().number);
+    }
+    fake.review(&full, numbers[0], "alice", "APPROVED");
+    fake.review(&full, numbers[0], "bob", "CHANGES_REQUESTED");
+    fake.review(&full, numbers[1], "alice", "APPROVED");
+    let merge = fake.merge(&full, numbers[1]).unwrap();
+    fake.close(&full, numbers[2]);
+    let before = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/graphql")
+        .count();
+    let mut asked = numbers.clone();
+    asked.push(99_999);
+    let states = gh.pull_states(&repo, &asked).await.unwrap();
+    let after = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/graphql")
+        .count();
+    assert!(after - before >= 1, "read by GraphQL");
+    assert_eq!(states.len(), 3, "the unknown PR is left out: {states:?}");
+    assert_eq!(states[&numbers[0]].state, PrState::Open);
+    assert_eq!(states[&numbers[0]].review, ReviewDecision::ChangesRequested);
+    assert_eq!(
+        states[&numbers[1]].state,
+        PrState::Merged {
+            merge_commit: merge
+        }
+    );
+    assert_eq!(states[&numbers[2]].state, PrState::Closed);
+    assert!(states[&numbers[0]].node_id.is_some());
 }
 
 #[tokio::test]

@@ -142,7 +142,7 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
                 windows::Outcome::Closed(b) => Some(b),
                 _ => None,
             });
-            pr_opened(&*gh, &repo, &status, successor, hold).await?
+            pr_opened(p, ctx, &gh, &repo, &status, successor, hold).await?
         }
         Phase::Merged => merged(p, ctx, &*gh, &env, &status, now).await?,
         _ => Seen::Nothing,
@@ -224,10 +224,12 @@ async fn pending<G: Provider>(
     )
 }
 
-/// PROpened: the PR's state (a verified webhook's Merged/Closed is confirmed with a
-/// conditional GET before it counts) and, while open, the reviews.
-async fn pr_opened<G: Provider>(
-    gh: &G,
+/// PROpened: the PR's state and reviews, from the batched poll ([`crate::prwatch`]);
+/// read from GitHub when older than one poll interval (a webhook makes it older).
+async fn pr_opened(
+    p: &Promotion,
+    ctx: &Context,
+    gh: &Arc<GitHub>,
     repo: &RepoRef,
     status: &PromotionStatus,
     successor: Option<Successor>,
@@ -240,9 +242,32 @@ async fn pr_opened<G: Provider>(
             merge_window: None,
         });
     };
-    // Always a conditional GET (free when unchanged): a webhook only wakes the
-    // reconcile, it never moves the phase by itself.
-    let found = gh.observe(repo, pr.number).await?;
+    let sources = p
+        .spec
+        .sources()
+        .into_iter()
+        .filter_map(|s| Some((RepoRef::parse(&s.repository).ok()?, s.commit.clone())))
+        .collect();
+    let found = ctx
+        .prs
+        .state(
+            gh,
+            repo,
+            pr.number,
+            ObjectRef::from_obj(p),
+            sources,
+            // The poller reads every PR once per interval; a reconcile reads only PRs
+            // it missed (new, or marked stale by a webhook).
+            ctx.config.max_requeue * 2,
+        )
+        .await?;
+    let Some(found) = found else {
+        return Ok(Seen::PullRequest {
+            state: None,
+            review: None,
+            merge_window: None,
+        });
+    };
     let state = found.state.clone();
     // A merged PR is never superseded: its change is in Git already.
     if let Some(successor) = successor
@@ -253,11 +278,7 @@ async fn pr_opened<G: Provider>(
             pr_open: state == PrState::Open,
         });
     }
-    let review = match state {
-        // Reviews are polled conditionally too: unchanged, they cost nothing.
-        PrState::Open => Some(gh.review_decision(repo, pr.number).await?),
-        _ => None,
-    };
+    let review = (state == PrState::Open).then_some(found.review);
     let merge_window = match (hold, found.node_id) {
         (Some(hold), Some(node_id)) => Some(MergeWindow {
             node_id,

@@ -99,6 +99,7 @@ fn wake_for(
         return;
     }
     tracing::info!(repository = %event.repository, number = event.number, state = ?event.state, "pull request webhook");
+    ctx.prs.invalidate(&event.repository, event.number);
     for p in store.state() {
         let pr = p.status.as_ref().and_then(|s| s.pull_request.as_ref());
         if pr.is_some_and(|pr| pr.branch == event.head_branch) {

@@ -135,6 +135,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let store = controller.store();
     ctx.use_store(store.clone());
     let (wake, woken) = futures::channel::mpsc::unbounded::<ObjectRef<Promotion>>();
+    let poll_wake = wake.clone();
     http::serve(&args, ctx.clone(), store.clone(), health.clone(), wake).await?;
 
     // Standby replicas wait here; the leader runs the controller until it loses the
@@ -174,7 +175,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             }
         }
     };
-    watches::run(controller, apis, store, ctx, woken, stop).await;
+    watches::run(controller, apis, store, ctx, (poll_wake, woken), stop).await;
     if let Some(l) = lease {
         l.release(&fence).await;
         tracing::info!("lease released");

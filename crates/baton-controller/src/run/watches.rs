@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use baton_api::promotion::Phase;
 use baton_api::{Application, Environment, Promotion};
 use futures::StreamExt;
 use kube::runtime::controller::Controller;
@@ -81,12 +82,16 @@ pub async fn run(
     apis: Apis,
     store: Store<Promotion>,
     ctx: Arc<Context>,
-    woken: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Promotion>>,
+    (wake, woken): (
+        futures::channel::mpsc::UnboundedSender<ObjectRef<Promotion>>,
+        futures::channel::mpsc::UnboundedReceiver<ObjectRef<Promotion>>,
+    ),
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     use futures::FutureExt;
     let stop = stop.shared();
     let environments = environments(apis.clone(), ctx.clone(), stop.clone());
+    let pulls = poll_pulls(ctx.clone(), store.clone(), wake, stop.clone());
     let mut controller = controller;
     for applications in apis.applications {
         let app_ctx = ctx.clone();
@@ -115,7 +120,40 @@ pub async fn run(
                 tracing::debug!(error = %e, "controller event");
             }
         });
-    futures::join!(promotions, environments);
+    futures::join!(promotions, environments, pulls);
+}
+
+/// Reads every open promotion PR once per `--max-requeue` (batched per repository, see
+/// [`crate::prwatch`]) and wakes the Promotions whose PR changed. Only the leader polls.
+async fn poll_pulls(
+    ctx: Arc<Context>,
+    store: Store<Promotion>,
+    wake: futures::channel::mpsc::UnboundedSender<ObjectRef<Promotion>>,
+    stop: impl std::future::Future<Output = ()> + Clone,
+) {
+    let every = ctx.config.max_requeue;
+    loop {
+        tokio::select! {
+            () = stop.clone() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        // A PR is watched while its Promotion waits on it (or was just opened).
+        let live = |who: &ObjectRef<Promotion>, number: u64| {
+            store.get(who).is_some_and(|p| {
+                let status = p.status.as_ref();
+                let phase = status.and_then(|s| s.phase).unwrap_or_default();
+                let pr = status.and_then(|s| s.pull_request.as_ref());
+                match phase {
+                    Phase::PrOpened => pr.is_some_and(|pr| pr.number == number),
+                    Phase::Pending => true,
+                    _ => false,
+                }
+            })
+        };
+        for p in ctx.prs.poll(live, every / 2).await {
+            let _ = wake.unbounded_send(p);
+        }
+    }
 }
 
 /// The Environment controller: woken by its own changes, by Promotions to it or to its

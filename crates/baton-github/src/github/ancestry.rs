@@ -37,7 +37,37 @@ impl Ancestry for GitHub {
         Ok(answer)
     }
 
+    async fn commit_dates(&self, commits: &[(RepoRef, String)]) -> Result<(), GitHubError> {
+        let wanted: Vec<&(RepoRef, String)> = {
+            let Ok(known) = self.commit_dates.lock() else {
+                return Ok(());
+            };
+            commits
+                .iter()
+                .filter(|(r, sha)| !known.contains_key(&(r.path(), sha.clone())))
+                .collect()
+        };
+        for chunk in wanted.chunks(PULLS_PER_QUERY) {
+            let found = self.query_commit_dates(chunk).await?;
+            if let Ok(mut m) = self.commit_dates.lock() {
+                for (key, date) in found {
+                    crate::client::insert_bounded(&mut m, key, date, crate::client::MAX_ANCESTRY);
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn commit_time(&self, repo: &RepoRef, sha: &str) -> Result<Option<String>, GitHubError> {
+        let key = (repo.path(), sha.to_owned());
+        if let Some(hit) = self
+            .commit_dates
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
+            return Ok(Some(hit));
+        }
         let reply = self
             .call(
                 Operation::GetCommit,
@@ -50,6 +80,10 @@ impl Ancestry for GitHub {
             return Ok(None);
         }
         let v = reply.ok(Operation::GetCommit)?;
-        Ok(str_at(&v, &["committer", "date"]).map(str::to_owned))
+        let date = str_at(&v, &["committer", "date"]).map(str::to_owned);
+        if let (Some(d), Ok(mut m)) = (&date, self.commit_dates.lock()) {
+            crate::client::insert_bounded(&mut m, key, d.clone(), crate::client::MAX_ANCESTRY);
+        }
+        Ok(date)
     }
 }

@@ -48,6 +48,10 @@ pub enum Operation {
     ListDeployments,
     CreateDeployment,
     CreateDeploymentStatus,
+    /// GraphQL: the state of many pull requests in one query.
+    PullStates,
+    /// GraphQL: the dates of many commits in one query.
+    CommitDates,
 }
 
 impl Operation {
@@ -85,12 +89,25 @@ impl Operation {
             Operation::GetCommit => "get_commit",
             Operation::ListReviews => "list_reviews",
             Operation::GetInstallation => "get_installation",
+            Operation::PullStates => "pull_states",
+            Operation::CommitDates => "commit_dates",
         }
     }
 
     /// Whether repeating the request after a lost response cannot duplicate anything.
     /// Creating a commit status is the one call GitHub happily repeats, so it is
     /// retried only after looking first (see `ensure_status`).
+    /// Sent to the GraphQL endpoint, and counted against GraphQL's own budget.
+    pub fn is_graphql(self) -> bool {
+        matches!(
+            self,
+            Operation::EnableAutoMerge
+                | Operation::DisableAutoMerge
+                | Operation::PullStates
+                | Operation::CommitDates
+        )
+    }
+
     fn retry_is_safe(self) -> bool {
         self != Operation::CreateStatus
     }
@@ -99,8 +116,10 @@ impl Operation {
 /// Request counters, shared with `/metrics`.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Requests that count against the rate limit (everything but 304s).
+    /// REST requests that count against the rate limit (everything but 304s).
     pub counted: AtomicU64,
+    /// GraphQL requests (GitHub counts them in points, against a budget of their own).
+    pub graphql: AtomicU64,
     /// Conditional requests answered 304 Not Modified (free).
     pub not_modified: AtomicU64,
     /// `x-ratelimit-remaining` from the last response, -1 before the first.
@@ -176,11 +195,23 @@ struct Budget {
     held: AtomicU64,
 }
 
+impl Budget {
+    fn unknown() -> Self {
+        Budget {
+            limit: AtomicI64::new(-1),
+            remaining: AtomicI64::new(-1),
+            ..Budget::default()
+        }
+    }
+}
+
 /// A GitHub connection.
 pub struct GitHub {
     observer: Option<Observer>,
     budget_observer: Option<BudgetObserver>,
+    /// REST's budget and GraphQL's: GitHub keeps them apart.
     budget: Budget,
+    graphql_budget: Budget,
     pub(crate) crab: Octocrab,
     /// The client for GraphQL when its endpoint is not under the REST base: GitHub
     /// Enterprise serves REST at `<host>/api/v3` and GraphQL at `<host>/api/graphql`.
@@ -189,6 +220,8 @@ pub struct GitHub {
     retry: RetryPolicy,
     etags: Mutex<HashMap<String, (String, Value)>>,
     pub(crate) ancestry: Mutex<HashMap<(String, String, String), bool>>,
+    /// Committer dates by (repository, sha): immutable, so kept.
+    pub(crate) commit_dates: Mutex<HashMap<(String, String), String>>,
     stats: std::sync::Arc<Stats>,
 }
 
@@ -198,17 +231,15 @@ impl GitHub {
         GitHub {
             observer: None,
             budget_observer: None,
-            budget: Budget {
-                limit: AtomicI64::new(-1),
-                remaining: AtomicI64::new(-1),
-                ..Budget::default()
-            },
+            budget: Budget::unknown(),
+            graphql_budget: Budget::unknown(),
             crab,
             graphql: None,
             api: api_url.trim_end_matches('/').to_owned(),
             retry,
             etags: Mutex::new(HashMap::new()),
             ancestry: Mutex::new(HashMap::new()),
+            commit_dates: Mutex::new(HashMap::new()),
             stats: std::sync::Arc::new(Stats {
                 remaining: AtomicI64::new(-1),
                 ..Stats::default()
@@ -236,10 +267,11 @@ impl GitHub {
 
     /// Refuses to send when Baton's share of the hour's budget is spent (the rest is
     /// kept for other users of the same credentials), until the window resets.
-    fn check_budget(&self) -> Result<(), GitHubError> {
-        let limit = self.budget.limit.load(Ordering::Relaxed);
-        let remaining = self.budget.remaining.load(Ordering::Relaxed);
-        let reset = self.budget.reset.load(Ordering::Relaxed);
+    fn check_budget(&self, op: Operation) -> Result<(), GitHubError> {
+        let budget = self.budget_of(op);
+        let limit = budget.limit.load(Ordering::Relaxed);
+        let remaining = budget.remaining.load(Ordering::Relaxed);
+        let reset = budget.reset.load(Ordering::Relaxed);
         let now = now_secs();
         if limit <= 0 || remaining < 0 || reset <= now {
             return Ok(());
@@ -252,10 +284,11 @@ impl GitHub {
             return Ok(());
         }
         let reset_in = Duration::from_secs(reset - now);
-        if self.budget.held.swap(reset, Ordering::Relaxed) != reset {
+        if budget.held.swap(reset, Ordering::Relaxed) != reset {
             tracing::warn!(
                 remaining,
                 limit,
+                graphql = op.is_graphql(),
                 reset_in_s = reset_in.as_secs(),
                 "GitHub request budget share spent: holding requests until the window resets"
             );
@@ -268,6 +301,14 @@ impl GitHub {
             limit,
             reset_in,
         })
+    }
+
+    fn budget_of(&self, op: Operation) -> &Budget {
+        if op.is_graphql() {
+            &self.graphql_budget
+        } else {
+            &self.budget
+        }
     }
 
     /// Request counters.
@@ -304,7 +345,7 @@ impl GitHub {
         // the base URL (with GitHub Enterprise's /api/v3) and its credentials, which it
         // only attaches to relative URIs or api.github.com.
         let url = format!("{}{path}", self.api);
-        self.check_budget()?;
+        self.check_budget(op)?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -339,18 +380,25 @@ impl GitHub {
                     };
                 }
                 Ok(raw) => {
-                    self.stats.counted.fetch_add(1, Ordering::Relaxed);
+                    let budget = self.budget_of(op);
+                    if op.is_graphql() {
+                        self.stats.graphql.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        self.stats.counted.fetch_add(1, Ordering::Relaxed);
+                    }
                     self.stats.record(op, class(raw.status));
                     self.notify(op, class(raw.status), raw.remaining);
                     if let Some(r) = raw.remaining {
-                        self.stats.remaining.store(r, Ordering::Relaxed);
-                        self.budget.remaining.store(r, Ordering::Relaxed);
+                        if !op.is_graphql() {
+                            self.stats.remaining.store(r, Ordering::Relaxed);
+                        }
+                        budget.remaining.store(r, Ordering::Relaxed);
                     }
                     if let Some(l) = raw.limit {
-                        self.budget.limit.store(l, Ordering::Relaxed);
+                        budget.limit.store(l, Ordering::Relaxed);
                     }
                     if let Some(r) = raw.reset {
-                        self.budget.reset.store(r, Ordering::Relaxed);
+                        budget.reset.store(r, Ordering::Relaxed);
                     }
                     match self.classify(&raw) {
                         Verdict::Done => {
@@ -467,7 +515,7 @@ impl GitHub {
             builder = builder.header("if-none-match", etag);
         }
         let crab = match (&self.graphql, op) {
-            (Some(g), Operation::EnableAutoMerge | Operation::DisableAutoMerge) => g,
+            (Some(g), op) if op.is_graphql() => g,
             _ => &self.crab,
         };
         let request = crab

@@ -156,31 +156,24 @@ impl PullRequests for GitHub {
             )
             .await?
             .ok(Operation::ListReviews)?;
-        // The latest decisive review of each reviewer counts; comments do not decide.
-        let mut latest: std::collections::BTreeMap<String, String> =
-            std::collections::BTreeMap::new();
-        for r in v.as_array().into_iter().flatten() {
-            let (Some(user), Some(state)) = (str_at(r, &["user", "login"]), str_at(r, &["state"]))
-            else {
-                continue;
-            };
-            match state {
-                "APPROVED" | "CHANGES_REQUESTED" => {
-                    latest.insert(user.to_owned(), state.to_owned());
-                }
-                "DISMISSED" => {
-                    latest.remove(user);
-                }
-                _ => {}
-            }
+        Ok(reviews::decide(
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| Some((str_at(r, &["user", "login"])?, str_at(r, &["state"])?))),
+        ))
+    }
+
+    async fn pull_states(
+        &self,
+        repo: &RepoRef,
+        numbers: &[u64],
+    ) -> Result<std::collections::BTreeMap<u64, PrSnapshot>, GitHubError> {
+        let mut all = std::collections::BTreeMap::new();
+        for chunk in numbers.chunks(PULLS_PER_QUERY) {
+            all.extend(self.query_pull_states(repo, chunk).await?);
         }
-        Ok(if latest.values().any(|s| s == "CHANGES_REQUESTED") {
-            ReviewDecision::ChangesRequested
-        } else if latest.values().any(|s| s == "APPROVED") {
-            ReviewDecision::Approved
-        } else {
-            ReviewDecision::ReviewRequired
-        })
+        Ok(all)
     }
 
     async fn find_by_head(

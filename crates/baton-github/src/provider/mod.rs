@@ -8,12 +8,16 @@ mod deployments;
 mod files;
 mod pulls;
 mod releases;
+pub mod reviews;
 mod statuses;
 
 pub use ancestry::Ancestry;
 pub use deployments::{DeploymentRequest, DeploymentState, DeploymentUpdate, Deployments};
 pub use files::{BranchHead, FileChange, Files, RepoFile};
-pub use pulls::{PrState, PromotionChange, PullRequest, PullRequests, ReviewDecision};
+pub use pulls::{
+    PULLS_PER_QUERY, PrSnapshot, PrState, PromotionChange, PullRequest, PullRequests,
+    ReviewDecision,
+};
 pub use releases::{ReleaseNote, Releases};
 pub use statuses::{CommitStatus, CommitStatuses, StatusState};
 

@@ -74,6 +74,22 @@ impl ReviewDecision {
     }
 }
 
+/// A pull request's state, as one batched query reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrSnapshot {
+    pub state: PrState,
+    /// The reviewers' decision (latest decisive review of each).
+    pub review: ReviewDecision,
+    pub auto_merge_enabled: bool,
+    /// GraphQL node id (for auto-merge).
+    pub node_id: Option<String>,
+    /// Whether the head branch still exists (GitHub may delete it on merge).
+    pub head_exists: bool,
+}
+
+/// The most pull requests one query asks for (GitHub's page size).
+pub const PULLS_PER_QUERY: usize = 100;
+
 /// Promotion pull requests.
 pub trait PullRequests {
     /// Creates the branch, one commit with every file change, the PR, labels,
@@ -106,6 +122,14 @@ pub trait PullRequests {
         repo: &RepoRef,
         number: u64,
     ) -> impl Future<Output = Result<PullRequest, GitHubError>> + Send;
+    /// The state and review decision of many PRs of one repository, by GraphQL: one
+    /// query per [`PULLS_PER_QUERY`] PRs, whatever their number. A PR GitHub does not
+    /// know is left out of the answer.
+    fn pull_states(
+        &self,
+        repo: &RepoRef,
+        numbers: &[u64],
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<u64, PrSnapshot>, GitHubError>> + Send;
     /// The reviewers' decision (latest review per reviewer), by conditional request.
     fn review_decision(
         &self,

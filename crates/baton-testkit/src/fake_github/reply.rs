@@ -12,6 +12,8 @@ pub struct Reply {
     pub retry_after: Option<u64>,
     /// The primary rate limit is spent and resets in this many seconds.
     pub exhausted_reset: Option<u64>,
+    /// A GraphQL answer: its cost in points, counted against the GraphQL budget.
+    pub graphql_cost: Option<i64>,
 }
 
 pub fn reply(status: StatusCode, body: Value) -> Reply {
@@ -21,6 +23,7 @@ pub fn reply(status: StatusCode, body: Value) -> Reply {
         etag: None,
         retry_after: None,
         exhausted_reset: None,
+        graphql_cost: None,
     }
 }
 

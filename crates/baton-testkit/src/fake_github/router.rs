@@ -76,18 +76,29 @@ async fn handle(
         let mut guard = lock(&state);
         let now = jiff::Timestamp::now().as_second();
         if guard.reset_at > 0 && now >= guard.reset_at {
-            // A new window: the budget refills.
+            // A new window: the budgets refill.
             guard.remaining = guard.limit;
+            guard.graphql_remaining = guard.graphql_limit;
             guard.reset_at = now + 3600;
         }
-        // Like GitHub, a 304 does not count against the rate limit.
-        if out.status != StatusCode::NOT_MODIFIED {
-            guard.remaining -= 1;
-        }
+        let (remaining, limit) = match out.graphql_cost {
+            // GraphQL spends points from its own budget.
+            Some(cost) => {
+                guard.graphql_remaining -= cost;
+                (guard.graphql_remaining.max(0), guard.graphql_limit)
+            }
+            None => {
+                // Like GitHub, a 304 does not count against the rate limit.
+                if out.status != StatusCode::NOT_MODIFIED {
+                    guard.remaining -= 1;
+                }
+                (guard.remaining.max(0), guard.limit)
+            }
+        };
         let remaining = if out.exhausted_reset.is_some() {
             0
         } else {
-            guard.remaining.max(0)
+            remaining
         };
         guard.log.push(LoggedRequest {
             method: method.to_string(),
@@ -95,8 +106,9 @@ async fn handle(
             status: out.status.as_u16(),
             conditional,
             authorization,
+            graphql_cost: out.graphql_cost.unwrap_or(0),
         });
-        (remaining, guard.limit, guard.reset_at)
+        (remaining, limit, guard.reset_at)
     };
     respond(out, remaining, limit, reset_at)
 }
@@ -175,7 +187,12 @@ fn respond(out: Reply, remaining: i64, limit: i64, reset_at: i64) -> Response {
     if let Ok(v) = HeaderValue::from_str(&limit.to_string()) {
         h.insert("x-ratelimit-limit", v);
     }
-    h.insert("x-ratelimit-resource", HeaderValue::from_static("core"));
+    let resource = if out.graphql_cost.is_some() {
+        "graphql"
+    } else {
+        "core"
+    };
+    h.insert("x-ratelimit-resource", HeaderValue::from_static(resource));
     if let Ok(v) = HeaderValue::from_str(&remaining.to_string()) {
         h.insert("x-ratelimit-remaining", v);
     }

@@ -16,6 +16,8 @@ pub struct LoggedRequest {
     /// Whether the request carried `If-None-Match`.
     pub conditional: bool,
     pub authorization: Option<String>,
+    /// GraphQL points the request cost (0 for REST).
+    pub graphql_cost: i64,
 }
 
 /// What goes wrong, and for which requests.
@@ -167,6 +169,9 @@ pub struct State {
     /// (epoch seconds; 0: an hour from each request, as before any budget is set).
     pub limit: i64,
     pub reset_at: i64,
+    /// The GraphQL budget, in points: GitHub keeps it apart from REST's.
+    pub graphql_limit: i64,
+    pub graphql_remaining: i64,
     /// Crash simulation: see [`Tripwire`].
     pub tripwire: Option<Tripwire>,
 }
@@ -206,6 +211,8 @@ impl State {
             remaining: 5000,
             limit: 5000,
             reset_at: 0,
+            graphql_limit: 5000,
+            graphql_remaining: 5000,
             tripwire: None,
         })
     }

@@ -1,5 +1,10 @@
-//! `POST /graphql`: the mutations Baton sends, enabling and disabling auto-merge on a
-//! pull request. GraphQL errors come back as 200 with `errors`, as GitHub sends them.
+//! `POST /graphql`: the mutations Baton sends (enabling and disabling auto-merge on a
+//! pull request) and the queries it reads with ([`query`]: pull request states in
+//! batches, commit dates). GraphQL errors come back as 200 with `errors`, as GitHub
+//! sends them. Every answer carries its cost in points, counted against the GraphQL
+//! budget, apart from REST's.
+
+mod query;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -13,6 +18,42 @@ pub fn handle(state: &mut State, body: &Value) -> Reply {
         .get("query")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    let doc = match graphql_parser::parse_query::<String>(query) {
+        Ok(d) => d,
+        Err(e) => {
+            return costed(
+                json!({ "errors": [{ "message": format!("Parse error: {e}") }] }),
+                1,
+            );
+        }
+    };
+    let vars = body.get("variables").cloned().unwrap_or(Value::Null);
+    for def in &doc.definitions {
+        use graphql_parser::query::{Definition, OperationDefinition as Op};
+        match def {
+            Definition::Operation(Op::Query(q)) => {
+                let a = query::run(state, &q.selection_set, &vars);
+                return costed(a.body, a.cost);
+            }
+            Definition::Operation(Op::SelectionSet(set)) => {
+                let a = query::run(state, set, &vars);
+                return costed(a.body, a.cost);
+            }
+            _ => {}
+        }
+    }
+    let mut r = mutation(state, query, body);
+    r.graphql_cost = Some(1);
+    r
+}
+
+fn costed(body: Value, cost: i64) -> Reply {
+    let mut r = reply(StatusCode::OK, body);
+    r.graphql_cost = Some(cost);
+    r
+}
+
+fn mutation(state: &mut State, query: &str, body: &Value) -> Reply {
     let mutation = if query.contains("enablePullRequestAutoMerge") {
         "enablePullRequestAutoMerge"
     } else if query.contains("disablePullRequestAutoMerge") {
