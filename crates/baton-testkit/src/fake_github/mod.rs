@@ -170,6 +170,18 @@ impl FakeGitHub {
             .unwrap_or_default()
     }
 
+    /// Commit statuses posted on `sha` after the first `from` (cheap to poll).
+    pub fn statuses_since(&self, repo: &str, sha: &str, from: usize) -> Vec<Status> {
+        self.lock()
+            .repo(repo)
+            .and_then(|r| {
+                r.statuses
+                    .get(sha)
+                    .map(|s| s.iter().skip(from).cloned().collect())
+            })
+            .unwrap_or_default()
+    }
+
     /// Releases of `repo`.
     pub fn releases(&self, repo: &str) -> Vec<Release> {
         self.lock()
