@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_api::{Environment, Promotion};
+use baton_api::{Application, Environment, Promotion};
 use baton_github::{Credentials, GitHub, RepoRef, RetryPolicy};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -42,7 +42,7 @@ pub struct Context {
     pub notifier: crate::notify::Notifier,
     /// `namespace/secret` -> (Secret resourceVersion + API URL + repository, connection):
     /// one connection per Secret, replaced when the Secret changes.
-    github: tokio::sync::Mutex<HashMap<String, (String, Arc<GitHub>)>>,
+    github: tokio::sync::Mutex<HashMap<String, Connection>>,
     /// Webhook deliveries already handled (`X-GitHub-Delivery`), oldest first, bounded.
     deliveries: Mutex<(HashSet<String>, VecDeque<String>)>,
     /// Application `(namespace, name)` -> Promotions waiting on it, so an Argo CD
@@ -58,7 +58,23 @@ pub struct Context {
     pub prs: crate::prwatch::PrWatch,
     /// The controller's Promotion cache (reads without API calls), once running.
     store: std::sync::OnceLock<Store<Promotion>>,
+    /// The Applications' caches (one per watched namespace, or one for all), once running.
+    /// Each with the namespace it watches (`None`: all).
+    apps: std::sync::OnceLock<Vec<(Option<String>, Store<Application>)>>,
 }
+
+/// A GitHub connection and the credentials it was made with.
+struct Connection {
+    /// Secret resourceVersion and repository.
+    version: String,
+    gh: Arc<GitHub>,
+    /// When the Secret was last read: it is read again after [`SECRET_RECHECK`] (or
+    /// `--max-requeue`, if shorter), not on every reconcile.
+    checked: std::time::Instant,
+}
+
+/// How long a Secret read is trusted before the next reconcile reads it again.
+const SECRET_RECHECK: Duration = Duration::from_secs(30);
 
 /// How many webhook delivery ids are remembered to drop replays.
 pub const MAX_DELIVERIES: usize = 4096;
@@ -92,6 +108,7 @@ impl Context {
             env_app_index: Mutex::new(HashMap::new()),
             prs: crate::prwatch::PrWatch::default(),
             store: std::sync::OnceLock::new(),
+            apps: std::sync::OnceLock::new(),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -116,6 +133,34 @@ impl Context {
     /// Serves Promotion reads from the controller's cache from now on.
     pub fn use_store(&self, store: Store<Promotion>) {
         let _ = self.store.set(store);
+    }
+
+    /// Serves Application reads from the watches' caches from now on.
+    pub fn use_application_stores(&self, stores: Vec<(Option<String>, Store<Application>)>) {
+        let _ = self.apps.set(stores);
+    }
+
+    /// The Application `namespace/name`: from the watches' cache (once it has listed
+    /// everything), else, for an Application outside the watched namespaces, by GET.
+    pub async fn application(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Application>>, Error> {
+        if let Some(stores) = self.apps.get() {
+            let key = ObjectRef::new(name).within(namespace);
+            // A store watching this namespace (or all) holds every Application there:
+            // once it has listed them, a miss means there is none.
+            if let Some((_, store)) = stores
+                .iter()
+                .find(|(ns, _)| ns.as_deref().is_none_or(|ns| ns == namespace))
+                && store.wait_until_ready().await.is_ok()
+            {
+                return Ok(store.get(&key));
+            }
+        }
+        let api: Api<Application> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api.get_opt(name).await?.map(Arc::new))
     }
 
     /// Every Promotion in `namespace`, from the cache when there is one.
@@ -185,6 +230,15 @@ impl Context {
         env: &Environment,
     ) -> Result<(Arc<GitHub>, String), ConnectError> {
         let secret_name = &env.spec.github.secret_ref.name;
+        let slot = format!("{namespace}/{secret_name}|{}", env.spec.github.api_url);
+        let recheck = SECRET_RECHECK.min(self.config.max_requeue);
+        if let Some(c) = self.github.lock().await.get(&slot).filter(|c| {
+            c.checked.elapsed() < recheck
+                && c.version
+                    .ends_with(&format!("|{}", env.spec.gitops.repository))
+        }) {
+            return Ok((c.gh.clone(), c.version.clone()));
+        }
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = secrets
             .get_opt(secret_name)
@@ -196,7 +250,6 @@ impl Context {
                 env.metadata.name.as_deref().unwrap_or_default()
             ))));
         };
-        let slot = format!("{namespace}/{secret_name}|{}", env.spec.github.api_url);
         let version = format!(
             "{}|{}",
             secret
@@ -206,14 +259,15 @@ impl Context {
                 .unwrap_or_default(),
             env.spec.gitops.repository
         );
-        if let Some((_, gh)) = self
+        if let Some(c) = self
             .github
             .lock()
             .await
-            .get(&slot)
-            .filter(|(v, _)| *v == version)
+            .get_mut(&slot)
+            .filter(|c| c.version == version)
         {
-            return Ok((gh.clone(), version));
+            c.checked = std::time::Instant::now();
+            return Ok((c.gh.clone(), version));
         }
         let data = secret
             .data
@@ -245,15 +299,19 @@ impl Context {
         let waits = self.metrics.clone();
         let gh = Arc::new(
             gh.observed_by(Arc::new(move |op, class, remaining| {
-                metrics.github_request(op.as_str(), class, remaining)
+                metrics.github_request(op.as_str(), class, remaining, op.is_graphql())
             }))
             .budget_observed_by(Arc::new(move |wait| waits.budget_wait(wait))),
         );
         // The old connection (an older Secret version) is dropped with its caches.
-        self.github
-            .lock()
-            .await
-            .insert(slot, (version.clone(), gh.clone()));
+        self.github.lock().await.insert(
+            slot,
+            Connection {
+                version: version.clone(),
+                gh: gh.clone(),
+                checked: std::time::Instant::now(),
+            },
+        );
         Ok((gh, version))
     }
 

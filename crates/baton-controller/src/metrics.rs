@@ -162,6 +162,7 @@ pub struct Metrics {
     pub rollbacks: Family<RollbackLabels, Gauge>,
     pub github_requests: Family<GitHubLabels, Counter>,
     pub github_remaining: Gauge,
+    pub github_graphql_remaining: Gauge,
     pub github_budget_wait_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     pub github_budget_holds: Counter,
     pub reconcile_seconds: Histogram,
@@ -192,6 +193,7 @@ impl Metrics {
             rollbacks: Family::default(),
             github_requests: Family::default(),
             github_remaining: Gauge::default(),
+            github_graphql_remaining: Gauge::default(),
             github_budget_wait_seconds: Counter::default(),
             github_budget_holds: Counter::default(),
             reconcile_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
@@ -248,6 +250,11 @@ impl Metrics {
             "github_rate_limit_remaining",
             "x-ratelimit-remaining from the last GitHub response",
             m.github_remaining.clone(),
+        );
+        registry.register(
+            "github_graphql_points_remaining",
+            "GraphQL rate-limit points left this hour (GitHub counts them apart from REST requests)",
+            m.github_graphql_remaining.clone(),
         );
         registry.register(
             "reconcile_duration_seconds",
@@ -456,12 +463,19 @@ impl Metrics {
         operation: &'static str,
         class: &'static str,
         remaining: Option<i64>,
+        graphql: bool,
     ) {
         self.github_requests
             .get_or_create(&GitHubLabels { operation, class })
             .inc();
-        if let Some(r) = remaining {
-            self.github_remaining.set(r);
+        match (remaining, graphql) {
+            (Some(r), false) => {
+                self.github_remaining.set(r);
+            }
+            (Some(r), true) => {
+                self.github_graphql_remaining.set(r);
+            }
+            (None, _) => {}
         }
     }
 

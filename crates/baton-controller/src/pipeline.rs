@@ -9,7 +9,7 @@ use std::time::Duration;
 use baton_api::conditions::{self as c, Condition, ConditionStatus, set_condition};
 use baton_api::environment::{BlockedVersion, EnvironmentStatus, ServiceRecord};
 use baton_api::promotion::{PromotionSpec, ServiceVersion};
-use baton_api::{Application, Environment, Promotion};
+use baton_api::{Environment, Promotion};
 use baton_github::{Provider, RepoRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -308,11 +308,11 @@ async fn records(
     let mut apps: BTreeMap<String, UpstreamApp> = BTreeMap::new();
     for app in plan::applications(&services, environment, &env.spec) {
         ctx.environment_waits_on(&app.namespace, &app.name, ObjectRef::from_obj(watcher));
-        let api: Api<Application> = Api::namespaced(ctx.client.clone(), &app.namespace);
-        let status = api.get_opt(&app.name).await?.and_then(|a| a.status);
+        let found = ctx.application(&app.namespace, &app.name).await?;
+        let status = found.as_ref().and_then(|a| a.status.as_ref());
         apps.insert(
             app.service.clone(),
-            upstream_app(app.service, app.name, status.as_ref()),
+            upstream_app(app.service, app.name, status),
         );
     }
     let previous = env

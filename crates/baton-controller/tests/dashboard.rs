@@ -54,7 +54,7 @@ fn exported() -> BTreeSet<String> {
         .into_iter()
         .collect(),
     );
-    m.github_request("get_pull", "2xx", Some(4999));
+    m.github_request("get_pull", "2xx", Some(4999), false);
     m.reconciled(std::time::Duration::from_millis(3), Some("kubernetes"));
     let mut names = BTreeSet::new();
     for line in m.encode().lines() {

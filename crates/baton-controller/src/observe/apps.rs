@@ -42,8 +42,7 @@ async fn observe_app<G: Provider>(
     previous: &[ApplicationObservation],
     now: Timestamp,
 ) -> Result<AppSeen, Error> {
-    let api: Api<Application> = Api::namespaced(ctx.client.clone(), &app.namespace);
-    let found = api.get_opt(&app.name).await?;
+    let found = ctx.application(&app.namespace, &app.name).await?;
     let before = previous.iter().find(|o| o.service == app.service);
     let mut record = ApplicationObservation {
         service: app.service.clone(),

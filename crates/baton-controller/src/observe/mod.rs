@@ -9,12 +9,12 @@
 
 use std::sync::Arc;
 
+use baton_api::Environment;
 use baton_api::application::{ApplicationSpec, ApplicationStatus};
 use baton_api::duration;
 use baton_api::promotion::{
     ApplicationObservation, Phase, Promotion, PromotionStatus, WindowOverride,
 };
-use baton_api::{Application, Environment};
 use baton_github::pr_body::ServiceChange;
 use baton_github::{FileChange, GitHub, GitHubError, PrState, Provider, RepoRef};
 use k8s_openapi::api::apps::v1::Deployment;

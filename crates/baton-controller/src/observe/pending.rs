@@ -84,9 +84,9 @@ pub(super) async fn pending_gates(
     let mut apps = Vec::new();
     for app in plan::applications(&p.spec.services, upstream, &up_env.spec) {
         ctx.watch_application(&app.namespace, &app.name, ObjectRef::from_obj(p));
-        let api: Api<Application> = Api::namespaced(ctx.client.clone(), &app.namespace);
-        let status = api.get_opt(&app.name).await?.and_then(|a| a.status);
-        apps.push(upstream_app(app.service, app.name, status.as_ref()));
+        let found = ctx.application(&app.namespace, &app.name).await?;
+        let status = found.as_ref().and_then(|a| a.status.as_ref());
+        apps.push(upstream_app(app.service, app.name, status));
     }
     Ok(gates::upstream(p, upstream, &all, &apps, pol.soak, now).map(Seen::Blocked))
 }

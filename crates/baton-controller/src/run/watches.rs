@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 
 use baton_api::promotion::Phase;
 use baton_api::{Application, Environment, Promotion};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
@@ -25,19 +26,20 @@ use crate::reconcile::{error_policy, reconcile};
 pub struct Apis {
     pub promotions: Api<Promotion>,
     pub environments: Api<Environment>,
-    pub applications: Vec<Api<Application>>,
+    /// With the namespace each watches (`None`: all).
+    pub applications: Vec<(Option<String>, Api<Application>)>,
 }
 
 impl Apis {
     pub fn new(client: &kube::Client, args: &RunArgs) -> Self {
         match &args.namespace {
             Some(ns) => {
-                let mut applications = vec![Api::namespaced(
-                    client.clone(),
-                    &args.applications_namespace,
+                let mut applications = vec![(
+                    Some(args.applications_namespace.clone()),
+                    Api::namespaced(client.clone(), &args.applications_namespace),
                 )];
                 if *ns != args.applications_namespace {
-                    applications.push(Api::namespaced(client.clone(), ns));
+                    applications.push((Some(ns.clone()), Api::namespaced(client.clone(), ns)));
                 }
                 Apis {
                     promotions: Api::namespaced(client.clone(), ns),
@@ -48,7 +50,7 @@ impl Apis {
             None => Apis {
                 promotions: Api::all(client.clone()),
                 environments: Api::all(client.clone()),
-                applications: vec![Api::all(client.clone())],
+                applications: vec![(None, Api::all(client.clone()))],
             },
         }
     }
@@ -90,15 +92,35 @@ pub async fn run(
 ) {
     use futures::FutureExt;
     let stop = stop.shared();
-    let environments = environments(apis.clone(), ctx.clone(), stop.clone());
-    let pulls = poll_pulls(ctx.clone(), store.clone(), wake, stop.clone());
+    // One watch per Applications API, cached (both controllers read Applications from
+    // here, never by GET), waking the Promotions and the Environments that wait on each.
+    let (env_wake, env_woken) = futures::channel::mpsc::unbounded::<ObjectRef<Environment>>();
+    let mut stores = Vec::new();
     let mut controller = controller;
-    for applications in apis.applications {
+    for (ns, api) in apis.applications.clone() {
+        let (reader, writer) = reflector::store();
+        stores.push((ns, reader));
+        let fan_ctx = ctx.clone();
+        let env_wake = env_wake.clone();
+        let stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(slim)
+            .reflect(writer)
+            .touched_objects()
+            .inspect_ok(move |app| {
+                let ns = app.namespace().unwrap_or_default();
+                for env in fan_ctx.environments_on(&ns, &app.name_any()) {
+                    let _ = env_wake.unbounded_send(env);
+                }
+            });
         let app_ctx = ctx.clone();
-        controller = controller.watches(applications, watcher::Config::default(), move |app| {
+        controller = controller.watches_stream(stream, move |app| {
             app_ctx.waiting_on(&app.namespace().unwrap_or_default(), &app.name_any())
         });
     }
+    ctx.use_application_stores(stores);
+    let environments = environments(apis.clone(), ctx.clone(), env_woken, stop.clone());
+    let pulls = poll_pulls(ctx.clone(), store.clone(), wake, stop.clone());
     let promotions = controller
         .watches(apis.environments, watcher::Config::default(), move |env| {
             let ns = env.namespace().unwrap_or_default();
@@ -121,6 +143,15 @@ pub async fn run(
             }
         });
     futures::join!(promotions, environments, pulls);
+}
+
+/// What of an Application is kept in the cache: managed fields and the last-applied
+/// annotation can be larger than everything Baton reads.
+fn slim(app: &mut Application) {
+    app.metadata.managed_fields = None;
+    if let Some(a) = app.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 /// Reads every open promotion PR once per `--max-requeue` (batched per repository, see
@@ -162,11 +193,12 @@ async fn poll_pulls(
 fn environments(
     apis: Apis,
     ctx: Arc<Context>,
+    woken: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Environment>>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> impl std::future::Future<Output = ()> {
     let controller = Controller::new(apis.environments.clone(), watcher::Config::default());
     let store = controller.store();
-    let mut controller = controller.watches(
+    let controller = controller.watches(
         apis.promotions.clone(),
         watcher::Config::default(),
         move |p| {
@@ -183,13 +215,8 @@ fn environments(
                 .collect::<Vec<_>>()
         },
     );
-    for applications in apis.applications {
-        let app_ctx = ctx.clone();
-        controller = controller.watches(applications, watcher::Config::default(), move |app| {
-            app_ctx.environments_on(&app.namespace().unwrap_or_default(), &app.name_any())
-        });
-    }
     controller
+        .reconcile_on(woken)
         .graceful_shutdown_on(stop)
         .run(
             crate::pipeline::reconcile,
