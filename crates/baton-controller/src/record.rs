@@ -101,7 +101,13 @@ pub async fn begin(
     for service in services {
         match find(status, kind, *service) {
             Some(r) if r.delivered_at.is_some() || r.failed.is_some() => {}
-            Some(_) => pending = true,
+            Some(r) => {
+                // Recorded again before retrying: the write's resourceVersion precondition
+                // fails if this reconcile read a stale copy (the attempt may have finished
+                // meanwhile), so a stale read never posts a second time.
+                r.attempted_at = now.clone();
+                pending = true;
+            }
             None => {
                 status.notifications.push(NotificationRecord {
                     kind,
@@ -115,7 +121,7 @@ pub async fn begin(
             }
         }
     }
-    if fresh {
+    if fresh || pending {
         w.write(status).await?;
     }
     Ok(match (fresh, pending) {

@@ -87,6 +87,8 @@ struct Report {
     github_304: usize,
     graphql: usize,
     graphql_points: usize,
+    /// Counted REST requests by method and path shape.
+    github_by_kind: std::collections::BTreeMap<String, usize>,
     /// From the last merge to every merge seen, and from the last Application flip to
     /// every Promotion Synced.
     merged_after_last_merge: Duration,
@@ -162,7 +164,18 @@ async fn run(s: &Settings) -> Res<Report> {
             .map(|(p, c)| (p.as_str(), c.as_str()))
             .collect::<Vec<_>>(),
     );
-    let source_sha = gh.create_repo(SOURCE, "main", &[("README.md", "x")]);
+    // Each service's change is a commit of its own, as in a repository per service.
+    gh.create_repo(SOURCE, "main", &[("README.md", "x")]);
+    let source_shas: Vec<String> = (0..n)
+        .map(|i| {
+            gh.push(
+                SOURCE,
+                "main",
+                &[(&format!("svc-{i}.txt"), "v2.0.0")],
+                &format!("svc-{i} v2.0.0"),
+            )
+        })
+        .collect();
     if s.latency_ms > 0 {
         gh.inject(fake_github::Fault {
             method: "*".into(),
@@ -229,9 +242,9 @@ async fn run(s: &Settings) -> Res<Report> {
     let cpu_before = cpu_seconds(pid, ticks);
     gh.clear_requests();
     let started = Instant::now();
-    for i in 0..n {
+    for (i, sha) in source_shas.iter().enumerate() {
         let p = json!({ "apiVersion": "baton.dev/v1alpha1", "kind": "Promotion", "metadata": { "name": format!("svc-{i}") },
-            "spec": { "environment": "production", "source": { "repository": SOURCE, "commit": source_sha }, "services": [{ "name": format!("svc-{i}"), "version": "v2.0.0" }] } });
+            "spec": { "environment": "production", "source": { "repository": SOURCE, "commit": sha }, "services": [{ "name": format!("svc-{i}"), "version": "v2.0.0" }] } });
         api.patch(
             &format!("svc-{i}"),
             &PatchParams::apply("bench"),
@@ -273,7 +286,7 @@ async fn run(s: &Settings) -> Res<Report> {
             (name(p), merge)
         })
         .collect();
-    let watcher = tokio::spawn(watch_statuses(source_sha.clone(), n));
+    let watcher = tokio::spawn(watch_statuses(n));
     let flipped_at = flip_all(&client, flips).await?;
     report.last_flip = flipped_at.values().max().copied();
     let landed = watcher.await?;
@@ -316,13 +329,25 @@ async fn run(s: &Settings) -> Res<Report> {
         .filter(|r| r.status != 304 && r.path.starts_with("/repos/bench/"))
         .count();
     report.github_304 = requests.iter().filter(|r| r.status == 304).count();
+    for r in requests
+        .iter()
+        .filter(|r| r.status != 304 && r.path.starts_with("/repos/bench/"))
+    {
+        *report
+            .github_by_kind
+            .entry(format!("{} {}", r.method, template(&r.path)))
+            .or_default() += 1;
+    }
     report.graphql = requests.iter().filter(|r| r.path == "/graphql").count();
     report.graphql_points = requests.iter().map(|r| r.graphql_cost).sum::<i64>() as usize;
     report.reactions.sort();
     report.failures = check(
         &synced,
         &gh.pulls(GITOPS),
-        &gh.statuses(SOURCE, &source_sha),
+        &gh.statuses_since(SOURCE, 0)
+            .into_iter()
+            .map(|(_, st)| st)
+            .collect::<Vec<_>>(),
     );
     Ok(report)
 }
@@ -541,23 +566,38 @@ async fn flip_all(
     Ok(out)
 }
 
-/// Notes when each commit status description first appears on `sha`, until `n` have
+/// Notes when each commit status description first appears, until `n` have
 /// (two minutes at most).
-async fn watch_statuses(sha: String, n: usize) -> std::collections::HashMap<String, Instant> {
+async fn watch_statuses(n: usize) -> std::collections::HashMap<String, Instant> {
     let gh = fake_github::shared();
     let mut seen = std::collections::HashMap::new();
-    let mut count = gh.statuses(SOURCE, &sha).len();
+    let mut count = gh.statuses_since(SOURCE, 0).len();
     let deadline = Instant::now() + Duration::from_secs(120);
     while seen.len() < n && Instant::now() < deadline {
-        let new = gh.statuses_since(SOURCE, &sha, count);
+        let new = gh.statuses_since(SOURCE, count);
         let now = Instant::now();
         count += new.len();
-        for st in new {
+        for (_, st) in new {
             seen.entry(st.description).or_insert(now);
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     seen
+}
+
+/// A request path with its ids (numbers, commit ids, file and branch names) replaced,
+/// so requests of one kind group together.
+fn template(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut out = Vec::new();
+    for (i, seg) in segments.iter().enumerate() {
+        let after = i.checked_sub(1).and_then(|j| segments.get(j)).copied();
+        let id = seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty()
+            || (seg.len() >= 7 && seg.chars().all(|c| c.is_ascii_hexdigit()))
+            || matches!(after, Some("contents" | "refs" | "branches" | "heads"));
+        out.push(if id { "{}" } else { seg });
+    }
+    out.join("/")
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -647,6 +687,7 @@ fn to_json(s: &Settings, r: &Report) -> Value {
         "graphql_requests_per_promotion": per(r.graphql as f64, s.n),
         "graphql_points_per_promotion": per(r.graphql_points as f64, s.n),
         "kube_requests_per_promotion": r.kube_operator.map(|k| per(k, s.n)),
+        "github_requests_by_kind": r.github_by_kind.iter().map(|(k, v)| (k.clone(), json!(per(*v as f64, s.n)))).collect::<serde_json::Map<_, _>>(),
         "kube_requests_all_clients_per_promotion": per(r.kube_all, s.n),
         "webhooks_delivered": r.webhooks,
         "failures": r.failures,
@@ -716,6 +757,14 @@ fn print_table(s: &Settings, r: &Report) {
                 per(r.graphql as f64, s.n),
                 per(r.graphql_points as f64, s.n)
             ),
+        ),
+        (
+            "counted REST requests per promotion, by kind".into(),
+            r.github_by_kind
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", per(*v as f64, s.n)))
+                .collect::<Vec<_>>()
+                .join("; "),
         ),
         (
             "Kubernetes requests per promotion".into(),

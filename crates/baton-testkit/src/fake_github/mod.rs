@@ -170,15 +170,12 @@ impl FakeGitHub {
             .unwrap_or_default()
     }
 
-    /// Commit statuses posted on `sha` after the first `from` (cheap to poll).
-    pub fn statuses_since(&self, repo: &str, sha: &str, from: usize) -> Vec<Status> {
+    /// Commit statuses posted on any commit of `repo` after the first `from`, as
+    /// `(sha, status)`, oldest first (cheap to poll).
+    pub fn statuses_since(&self, repo: &str, from: usize) -> Vec<(String, Status)> {
         self.lock()
             .repo(repo)
-            .and_then(|r| {
-                r.statuses
-                    .get(sha)
-                    .map(|s| s.iter().skip(from).cloned().collect())
-            })
+            .map(|r| r.status_log.iter().skip(from).cloned().collect())
             .unwrap_or_default()
     }
 

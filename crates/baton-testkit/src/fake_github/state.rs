@@ -121,6 +121,8 @@ pub struct Repo {
     pub git: Store,
     pub pulls: Vec<Pull>,
     pub statuses: HashMap<String, Vec<Status>>,
+    /// Every status posted, on any commit, oldest first (`(sha, status)`).
+    pub status_log: Vec<(String, Status)>,
     pub releases: Vec<Release>,
     pub deployments: Vec<Deployment>,
 }
@@ -369,6 +371,7 @@ impl Repo {
             git,
             pulls: Vec::new(),
             statuses: HashMap::new(),
+            status_log: Vec::new(),
             releases: Vec::new(),
             deployments: Vec::new(),
         }

@@ -78,6 +78,7 @@ fn create(repo: &mut Repo, req: &RepoRequest, sha: &str) -> Reply {
         target_url: req.field("target_url"),
     };
     list.push(st.clone());
+    repo.status_log.push((sha.to_owned(), st.clone()));
     reply(StatusCode::CREATED, status_json(&st))
 }
 
