@@ -28,17 +28,20 @@ pub(super) async fn merged<G: Provider>(
         } else {
             Need::Changed { merge: &merge }
         };
-        apps.push(observe_app(ctx, gh, &repo, &app, need, &status.applications, now).await?);
+        let seen = observe_app(ctx, gh, &repo, &app, need, &base, &status.applications, now);
+        apps.push(seen.await?);
     }
     Ok(Seen::Applications(apps))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn observe_app<G: Provider>(
     ctx: &Context,
     gh: &G,
     repo: &RepoRef,
     app: &AppRef,
     need: Need<'_>,
+    base: &str,
     previous: &[ApplicationObservation],
     now: Timestamp,
 ) -> Result<AppSeen, Error> {
@@ -68,7 +71,7 @@ async fn observe_app<G: Provider>(
             detail: "merge commit unknown".into(),
         }
     } else {
-        let reaches = reaches(gh, repo, target, &found.spec, &status).await?;
+        let reaches = reaches(gh, repo, target, base, &found.spec, &status).await?;
         health::interpret(
             Some(&found.spec),
             Some(&status),
@@ -149,11 +152,14 @@ async fn degraded_cause(ctx: &Context, status: &ApplicationStatus) -> String {
     String::new()
 }
 
-/// Ancestry answers for every revision the Application reports.
+/// Ancestry answers for every revision the Application reports. The PR's `base`
+/// commit never contains what was merged on top of it: answered without a request
+/// (Argo CD often still reports it until it syncs the merge).
 async fn reaches<G: Provider>(
     gh: &G,
     repo: &RepoRef,
     target: &str,
+    base: &str,
     spec: &ApplicationSpec,
     status: &ApplicationStatus,
 ) -> Result<Reaches, Error> {
@@ -173,6 +179,10 @@ async fn reaches<G: Provider>(
     for rev in revisions {
         // Only full SHAs are compared; a chart version never reaches the compare API.
         if rev == target || !health::is_sha(&rev) || out.contains_key(&rev) {
+            continue;
+        }
+        if rev == base {
+            out.insert(rev, false);
             continue;
         }
         let answer = match gh.contains(repo, target, &rev).await {
