@@ -129,14 +129,16 @@ pub async fn perform<G: Provider>(
             edit,
         } => {
             let keys = [None];
-            if record::begin(w, status, *kind, &keys, s.now).await? == Attempt::Done {
+            let attempt = record::begin(w, status, *kind, &keys, s.now).await?;
+            if attempt == Attempt::Done {
                 return Ok(());
             }
             w.fence().check()?;
-            if *edit {
-                s.gh.upsert_comment(repo, *number, marker, body).await?;
-            } else {
-                s.gh.comment_once(repo, *number, marker, body).await?;
+            match (attempt, edit) {
+                // Recorded ahead just now: no earlier attempt, so no comment to find.
+                (Attempt::First, _) => s.gh.add_comment(repo, *number, body).await?,
+                (_, true) => s.gh.upsert_comment(repo, *number, marker, body).await?,
+                (_, false) => s.gh.comment_once(repo, *number, marker, body).await?,
             }
             tracing::info!(promotion = %name(s.promotion), number, "pull request comment posted");
             record::finish(status, *kind, &keys, s.now, None);

@@ -14,7 +14,7 @@ use baton_api::Promotion;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::context::{Config, Context};
 use crate::fence::Fence;
@@ -130,9 +130,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .start(client.clone(), recorder)
         .map_err(|e| RunError::Config(e.to_string()))?;
     let apis = watches::Apis::new(&client, &args);
-    let controller = Controller::new(apis.promotions.clone(), watcher::Config::default())
+    // The Promotion cache keeps no managed fields: at a thousand Promotions they are a
+    // large share of the memory, and nothing reads them.
+    let (store, writer) = kube::runtime::reflector::store();
+    let promotions = watcher::watcher(apis.promotions.clone(), watcher::Config::default())
+        .default_backoff()
+        .modify(|p: &mut Promotion| p.metadata.managed_fields = None)
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(promotions, store.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency));
-    let store = controller.store();
     ctx.use_store(store.clone());
     let (wake, woken) = futures::channel::mpsc::unbounded::<ObjectRef<Promotion>>();
     let poll_wake = wake.clone();

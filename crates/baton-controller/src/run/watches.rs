@@ -196,8 +196,18 @@ fn environments(
     woken: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Environment>>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> impl std::future::Future<Output = ()> {
-    let controller = Controller::new(apis.environments.clone(), watcher::Config::default());
-    let store = controller.store();
+    // Changes to an Environment's Promotions and Applications come in bursts (a release
+    // of many services); one reconcile a second covers a burst, since each reads
+    // everything afresh and writes the whole status.
+    let (store, writer) = reflector::store();
+    let envs = watcher::watcher(apis.environments.clone(), watcher::Config::default())
+        .default_backoff()
+        .modify(|e: &mut Environment| e.metadata.managed_fields = None)
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(envs, store.clone()).with_config(
+        kube::runtime::controller::Config::default().debounce(std::time::Duration::from_secs(1)),
+    );
     let controller = controller.watches(
         apis.promotions.clone(),
         watcher::Config::default(),

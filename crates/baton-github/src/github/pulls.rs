@@ -221,6 +221,23 @@ impl PullRequests for GitHub {
         pull_request(&v)
     }
 
+    async fn add_comment(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+        body: &str,
+    ) -> Result<(), GitHubError> {
+        self.call(
+            Operation::CreateComment,
+            Method::POST,
+            format!("/repos/{}/issues/{number}/comments", repo.path()),
+            Some(json!({ "body": body })),
+        )
+        .await?
+        .ok(Operation::CreateComment)?;
+        Ok(())
+    }
+
     async fn upsert_comment(
         &self,
         repo: &RepoRef,
@@ -348,22 +365,5 @@ impl GitHub {
                 })
                 .cloned()
         }))
-    }
-
-    async fn add_comment(
-        &self,
-        repo: &RepoRef,
-        number: u64,
-        body: &str,
-    ) -> Result<(), GitHubError> {
-        self.call(
-            Operation::CreateComment,
-            Method::POST,
-            format!("/repos/{}/issues/{number}/comments", repo.path()),
-            Some(json!({ "body": body })),
-        )
-        .await?
-        .ok(Operation::CreateComment)?;
-        Ok(())
     }
 }

@@ -151,6 +151,14 @@ pub trait PullRequests {
         marker: &str,
         body: &str,
     ) -> impl Future<Output = Result<(), GitHubError>> + Send;
+    /// Posts a comment, without looking for an earlier one: for a first attempt the
+    /// caller has recorded ahead (so none can exist).
+    fn add_comment(
+        &self,
+        repo: &RepoRef,
+        number: u64,
+        body: &str,
+    ) -> impl Future<Output = Result<(), GitHubError>> + Send;
     /// Keeps one comment carrying `marker` on the PR with `body`: edited in place when
     /// it exists (and differs), created otherwise.
     fn upsert_comment(
