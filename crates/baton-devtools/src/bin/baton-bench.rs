@@ -437,7 +437,8 @@ async fn wait_all(api: &Api<Promotion>, n: usize, phase: Phase) -> Res<Vec<Promo
         if Instant::now() > deadline {
             return Err(format!("not all {n} promotions reached {phase}").into());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Listing every Promotion loads the API server the operator shares: not too often.
+        tokio::time::sleep(Duration::from_millis(if n > 100 { 1000 } else { 100 })).await;
     }
 }
 
