@@ -1,9 +1,10 @@
-//! The provider traits on GitHub's REST API (and GraphQL for auto-merge), one file per
-//! capability, with the HTTP client and authentication beside them.
+//! The provider traits on GitHub's REST API (and GraphQL for auto-merge and batched
+//! reads), one file per capability, with the HTTP client and authentication beside them.
 //!
-//! Request budget of one single-file promotion, Pending to Synced: branch head,
-//! file read, create ref, update file, create PR, labels, (merge seen by webhook or
-//! by one conditional poll that changed), commit status = 7 or 8 counted requests.
+//! REST budget of one single-file promotion, Pending to Synced: branch head, file
+//! read, create ref, update file, create PR, labels, commit status, delete the branch
+//! = 8 counted requests. The PR's state and the source commit's date come from GraphQL
+//! queries shared by up to a hundred PRs (GraphQL's own budget, one point each).
 
 pub mod ancestry;
 pub mod auth;
