@@ -130,12 +130,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .start(client.clone(), recorder)
         .map_err(|e| RunError::Config(e.to_string()))?;
     let apis = watches::Apis::new(&client, &args);
-    // The Promotion cache keeps no managed fields: at a thousand Promotions they are a
-    // large share of the memory, and nothing reads them.
+    // The Promotion cache keeps only the managed fields that say who set a Baton
+    // annotation (the window override names them): at a thousand Promotions the rest
+    // are a large share of the memory, and nothing reads them.
     let (store, writer) = kube::runtime::reflector::store();
     let promotions = watcher::watcher(apis.promotions.clone(), watcher::Config::default())
         .default_backoff()
-        .modify(|p: &mut Promotion| p.metadata.managed_fields = None)
+        .modify(watches::slim_promotion)
         .reflect(writer)
         .applied_objects();
     let controller = Controller::for_stream(promotions, store.clone())

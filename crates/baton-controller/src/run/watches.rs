@@ -145,6 +145,19 @@ pub async fn run(
     futures::join!(promotions, environments, pulls);
 }
 
+/// What of a Promotion's managed fields is kept in the cache: the entries owning a
+/// `baton.dev/` annotation (who broke glass on a window is read from them).
+pub fn slim_promotion(p: &mut Promotion) {
+    if let Some(fields) = p.metadata.managed_fields.as_mut() {
+        fields.retain(|m| {
+            m.fields_v1
+                .as_ref()
+                .and_then(|f| f.0.get("f:metadata")?.get("f:annotations")?.as_object())
+                .is_some_and(|a| a.keys().any(|k| k.starts_with("f:baton.dev/")))
+        });
+    }
+}
+
 /// What of an Application is kept in the cache: managed fields and the last-applied
 /// annotation can be larger than everything Baton reads.
 fn slim(app: &mut Application) {
@@ -238,4 +251,33 @@ fn environments(
                 tracing::debug!(error = %e, "environment controller event");
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_who_set_a_baton_annotation_and_drops_the_rest() {
+        let mut p: Promotion = serde_json::from_value(serde_json::json!({
+            "apiVersion": "baton.dev/v1alpha1", "kind": "Promotion",
+            "metadata": { "name": "p", "managedFields": [
+                { "manager": "bench", "operation": "Apply", "fieldsType": "FieldsV1",
+                  "fieldsV1": { "f:spec": { "f:environment": {} } } },
+                { "manager": "oncall-alice", "operation": "Apply", "fieldsType": "FieldsV1",
+                  "fieldsV1": { "f:metadata": { "f:annotations": { "f:baton.dev/override-windows": {} } } } }
+            ] },
+            "spec": { "environment": "production", "services": [] }
+        }))
+        .expect("a Promotion");
+        slim_promotion(&mut p);
+        let kept: Vec<_> = p
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter_map(|m| m.manager.clone())
+            .collect();
+        assert_eq!(kept, vec!["oncall-alice".to_owned()]);
+    }
 }
