@@ -515,6 +515,27 @@ async fn automatic_promotion_skips_a_blocked_version_and_takes_the_next() {
         merge_and_sync(&w, &prod.name_any(), "production", &["api"], "Healthy").await;
         w.wait_phase(&prod.name_any(), Phase::Synced, T).await;
     }
+    // The Environment's status reports v3 in production (it is written a moment after
+    // the Promotion's, its reconciles being debounced), as `baton status` would show it.
+    let envs: Api<Environment> = Api::namespaced(w.client.clone(), &w.ns);
+    let deadline = Instant::now() + T;
+    while !envs
+        .get("production")
+        .await
+        .ok()
+        .and_then(|e| e.status)
+        .is_some_and(|s| {
+            s.services
+                .iter()
+                .any(|r| r.name == "api" && r.version == "api-v3")
+        })
+    {
+        assert!(
+            Instant::now() < deadline,
+            "production never reported api-v3"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // v3 is rolled back in production: staging still runs v3, and production stays on v2.
     let (code, out, err) = baton(
         &w,
