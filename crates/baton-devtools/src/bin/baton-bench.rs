@@ -578,12 +578,13 @@ async fn flip_all(
 }
 
 /// Notes when each commit status description first appears, until `n` have
-/// (two minutes at most).
+/// (two minutes, or a tenth of a second per promotion when that is longer).
 async fn watch_statuses(n: usize) -> std::collections::HashMap<String, Instant> {
     let gh = fake_github::shared();
     let mut seen = std::collections::HashMap::new();
     let mut count = gh.statuses_since(SOURCE, 0).len();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Two minutes, or longer for a large run (its flips queue behind each other).
+    let deadline = Instant::now() + Duration::from_secs(120.max(n as u64 / 10));
     while seen.len() < n && Instant::now() < deadline {
         let new = gh.statuses_since(SOURCE, count);
         let now = Instant::now();
