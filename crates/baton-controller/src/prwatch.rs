@@ -40,8 +40,18 @@ struct Entry {
     snapshot: Option<PrSnapshot>,
     /// When GitHub was last asked; `None`: never, or marked stale by a webhook.
     read_at: Option<Instant>,
-    /// Source commits whose dates the lead-time metric will want.
+    /// Source commits whose dates the lead-time metric will want (each read asks only
+    /// for dates the connection does not know yet).
     sources: Vec<(RepoRef, String)>,
+}
+
+impl Entry {
+    /// Its snapshot, if `fresh` accepts when it was read.
+    fn snapshot_if(&self, fresh: impl Fn(Instant) -> bool) -> Option<Option<PrSnapshot>> {
+        self.read_at
+            .filter(|at| fresh(*at))
+            .map(|_| self.snapshot.clone())
+    }
 }
 
 /// How a read went for each PR: the Promotions to wake (their PR changed).
@@ -107,8 +117,8 @@ impl PrWatch {
         Ok(rw.fresh(number, |_| true).flatten())
     }
 
-    /// Records what Baton itself just opened or adopted: open, reviews as the caller
-    /// says. Saves reading back a PR whose state is known.
+    /// Records a PR Baton itself just opened: open, no review yet, as GitHub answered
+    /// its creation. Saves reading back a PR whose state is known.
     pub fn seed(&self, repo: &RepoRef, pr: &PullRequest, promotion: ObjectRef<Promotion>) {
         let Some(rw) = self.repo(repo) else { return };
         let Ok(mut prs) = rw.prs.lock() else { return };
@@ -246,20 +256,12 @@ impl RepoWatch {
             sources: vec![],
         });
         e.promotion = promotion;
-        if e.sources.is_empty() {
-            e.sources = sources;
-        }
-        e.read_at
-            .filter(|at| fresh(*at))
-            .map(|_| e.snapshot.clone())
+        e.sources = sources;
+        e.snapshot_if(fresh)
     }
 
     fn fresh(&self, number: u64, fresh: impl Fn(Instant) -> bool) -> Option<Option<PrSnapshot>> {
-        let prs = self.prs.lock().ok()?;
-        let e = prs.get(&number)?;
-        e.read_at
-            .filter(|at| fresh(*at))
-            .map(|_| e.snapshot.clone())
+        self.prs.lock().ok()?.get(&number)?.snapshot_if(fresh)
     }
 
     /// Reads the PRs `pick` selects (batched), and the dates of their source commits
@@ -319,7 +321,6 @@ impl RepoWatch {
             }
             e.snapshot = now;
             e.read_at = Some(read_at);
-            e.sources.clear();
         }
         Ok(changed)
     }

@@ -94,9 +94,6 @@ impl Operation {
         }
     }
 
-    /// Whether repeating the request after a lost response cannot duplicate anything.
-    /// Creating a commit status is the one call GitHub happily repeats, so it is
-    /// retried only after looking first (see `ensure_status`).
     /// Sent to the GraphQL endpoint, and counted against GraphQL's own budget.
     pub fn is_graphql(self) -> bool {
         matches!(
@@ -108,6 +105,9 @@ impl Operation {
         )
     }
 
+    /// Whether repeating the request after a lost response cannot duplicate anything.
+    /// Creating a commit status is the one call GitHub happily repeats, so it is
+    /// retried only after looking first (see `ensure_status`).
     fn retry_is_safe(self) -> bool {
         self != Operation::CreateStatus
     }

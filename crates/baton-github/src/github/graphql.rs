@@ -18,7 +18,25 @@ use crate::provider::{PrSnapshot, PrState, RepoRef, reviews};
 const PULL_FIELDS: &str = "number state mergeCommit { oid } autoMergeRequest { enabledAt } id headRef { name } latestOpinionatedReviews(first: 50) { nodes { state author { login } } }";
 
 impl GitHub {
-    /// Sends one GraphQL document; `errors` of type NOT_FOUND are the caller's to
+    /// Posts one GraphQL document; the whole answer, `errors` included (GitHub sends
+    /// them with a 200).
+    async fn post_graphql(
+        &self,
+        op: Operation,
+        query: &str,
+        variables: Value,
+    ) -> Result<Value, GitHubError> {
+        self.call(
+            op,
+            Method::POST,
+            "/graphql".into(),
+            Some(json!({ "query": query, "variables": variables })),
+        )
+        .await?
+        .ok(op)
+    }
+
+    /// Sends one GraphQL query; `errors` of type NOT_FOUND are the caller's to
     /// interpret (a missing PR), any other error fails the call.
     async fn graphql(
         &self,
@@ -26,15 +44,7 @@ impl GitHub {
         query: String,
         variables: Value,
     ) -> Result<Value, GitHubError> {
-        let v = self
-            .call(
-                op,
-                Method::POST,
-                "/graphql".into(),
-                Some(json!({ "query": query, "variables": variables })),
-            )
-            .await?
-            .ok(op)?;
+        let v = self.post_graphql(op, &query, variables).await?;
         let fatal = v
             .get("errors")
             .and_then(Value::as_array)
@@ -129,19 +139,13 @@ impl GitHub {
         &self,
         node_id: &str,
     ) -> Result<Option<String>, GitHubError> {
-        let body = json!({
-            "query": "mutation($id: ID!) { enablePullRequestAutoMerge(input: { pullRequestId: $id, mergeMethod: SQUASH }) { pullRequest { number } } }",
-            "variables": { "id": node_id }
-        });
         let v = self
-            .call(
+            .post_graphql(
                 Operation::EnableAutoMerge,
-                Method::POST,
-                "/graphql".into(),
-                Some(body),
+                "mutation($id: ID!) { enablePullRequestAutoMerge(input: { pullRequestId: $id, mergeMethod: SQUASH }) { pullRequest { number } } }",
+                json!({ "id": node_id }),
             )
-            .await?
-            .ok(Operation::EnableAutoMerge)?;
+            .await?;
         Ok(refusal(&v, "auto-merge refused"))
     }
 
@@ -151,19 +155,13 @@ impl GitHub {
         &self,
         node_id: &str,
     ) -> Result<Option<String>, GitHubError> {
-        let body = json!({
-            "query": "mutation($id: ID!) { disablePullRequestAutoMerge(input: { pullRequestId: $id }) { pullRequest { number } } }",
-            "variables": { "id": node_id }
-        });
         let v = self
-            .call(
+            .post_graphql(
                 Operation::DisableAutoMerge,
-                Method::POST,
-                "/graphql".into(),
-                Some(body),
+                "mutation($id: ID!) { disablePullRequestAutoMerge(input: { pullRequestId: $id }) { pullRequest { number } } }",
+                json!({ "id": node_id }),
             )
-            .await?
-            .ok(Operation::DisableAutoMerge)?;
+            .await?;
         Ok(refusal(&v, "auto-merge could not be disabled"))
     }
 }

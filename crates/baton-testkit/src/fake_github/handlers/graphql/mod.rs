@@ -7,6 +7,7 @@
 mod query;
 
 use axum::http::StatusCode;
+use graphql_parser::query::Field;
 use serde_json::{Value, json};
 
 use super::super::reply::{Reply, reply};
@@ -29,7 +30,7 @@ pub fn handle(state: &mut State, body: &Value) -> Reply {
     };
     let vars = body.get("variables").cloned().unwrap_or(Value::Null);
     for def in &doc.definitions {
-        use graphql_parser::query::{Definition, OperationDefinition as Op};
+        use graphql_parser::query::{Definition, OperationDefinition as Op, Selection};
         match def {
             Definition::Operation(Op::Query(q)) => {
                 let a = query::run(state, &q.selection_set, &vars);
@@ -39,12 +40,20 @@ pub fn handle(state: &mut State, body: &Value) -> Reply {
                 let a = query::run(state, set, &vars);
                 return costed(a.body, a.cost);
             }
+            Definition::Operation(Op::Mutation(m)) => {
+                if let Some(Selection::Field(f)) = m.selection_set.items.first() {
+                    let mut r = mutation(state, f, &vars);
+                    r.graphql_cost = Some(1);
+                    return r;
+                }
+            }
             _ => {}
         }
     }
-    let mut r = mutation(state, query, body);
-    r.graphql_cost = Some(1);
-    r
+    costed(
+        json!({ "errors": [{ "message": "the fake GitHub found no query or mutation field to run" }] }),
+        1,
+    )
 }
 
 fn costed(body: Value, cost: i64) -> Reply {
@@ -53,21 +62,23 @@ fn costed(body: Value, cost: i64) -> Reply {
     r
 }
 
-fn mutation(state: &mut State, query: &str, body: &Value) -> Reply {
-    let mutation = if query.contains("enablePullRequestAutoMerge") {
-        "enablePullRequestAutoMerge"
-    } else if query.contains("disablePullRequestAutoMerge") {
-        "disablePullRequestAutoMerge"
-    } else {
+fn mutation(state: &mut State, field: &Field<'_, String>, vars: &Value) -> Reply {
+    let mutation = field.name.as_str();
+    if !matches!(
+        mutation,
+        "enablePullRequestAutoMerge" | "disablePullRequestAutoMerge"
+    ) {
         return reply(
             StatusCode::OK,
             json!({ "errors": [{ "message": "the fake GitHub only knows enablePullRequestAutoMerge and disablePullRequestAutoMerge" }] }),
         );
-    };
-    // The argument names the variable that carries the id, as GitHub resolves it (the
-    // contract gate has already checked the document against GitHub's schema).
-    let id = argument_variable(query, "pullRequestId")
-        .and_then(|var| body.get("variables")?.get(var)?.as_str())
+    }
+    // The id as GitHub resolves it, variables included (the contract gate has already
+    // checked the document against GitHub's schema).
+    let input = query::argument(field, "input", vars);
+    let id = input
+        .get("pullRequestId")
+        .and_then(Value::as_str)
         .unwrap_or_default();
     for (full, repo) in state.repos.iter_mut() {
         if let Some(p) = repo
@@ -93,14 +104,4 @@ fn mutation(state: &mut State, query: &str, body: &Value) -> Reply {
         StatusCode::OK,
         json!({ "errors": [{ "message": format!("Could not resolve to a node with the global id of '{id}'"), "type": "NOT_FOUND" }] }),
     )
-}
-
-/// The variable passed to `argument` in `query`: `pullRequestId: $id` gives `id`.
-fn argument_variable<'q>(query: &'q str, argument: &str) -> Option<&'q str> {
-    let at = query.find(&format!("{argument}:"))? + argument.len() + 1;
-    let rest = query[at..].trim_start().strip_prefix('$')?;
-    let end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(rest.len());
-    Some(&rest[..end])
 }

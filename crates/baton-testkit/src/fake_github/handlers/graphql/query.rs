@@ -68,6 +68,31 @@ fn reset_at(state: &State) -> String {
         .unwrap_or_default()
 }
 
+/// The value of `field`'s argument `name`, variables resolved from `vars` (`null` when
+/// absent).
+pub(super) fn argument(field: &Field<'_, String>, name: &str, vars: &Value) -> Value {
+    field
+        .arguments
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or(Value::Null, |(_, v)| value(v, vars))
+}
+
+fn value(v: &Gql<'_, String>, vars: &Value) -> Value {
+    match v {
+        Gql::Variable(name) => vars.get(name).cloned().unwrap_or(Value::Null),
+        Gql::Int(n) => n.as_i64().map(Value::from).unwrap_or(Value::Null),
+        Gql::Float(f) => json!(f),
+        Gql::String(s) | Gql::Enum(s) => Value::String(s.clone()),
+        Gql::Boolean(b) => Value::Bool(*b),
+        Gql::Null => Value::Null,
+        Gql::List(l) => Value::Array(l.iter().map(|x| value(x, vars)).collect()),
+        Gql::Object(o) => {
+            Value::Object(o.iter().map(|(k, x)| (k.clone(), value(x, vars))).collect())
+        }
+    }
+}
+
 /// The fields selected on an object of type `typename`, inline fragments on that type
 /// flattened in. (Baton sends no named fragments; the fake does not resolve them.)
 fn fields<'s, 'a>(set: &'s SelectionSet<'a, String>, typename: &str) -> Vec<&'s Field<'a, String>> {
@@ -114,25 +139,7 @@ impl Exec<'_> {
     }
 
     fn arg(&self, field: &Field<'_, String>, name: &str) -> Value {
-        let Some((_, v)) = field.arguments.iter().find(|(k, _)| k == name) else {
-            return Value::Null;
-        };
-        self.value(v)
-    }
-
-    fn value(&self, v: &Gql<'_, String>) -> Value {
-        match v {
-            Gql::Variable(name) => self.vars.get(name).cloned().unwrap_or(Value::Null),
-            Gql::Int(n) => n.as_i64().map(Value::from).unwrap_or(Value::Null),
-            Gql::Float(f) => json!(f),
-            Gql::String(s) | Gql::Enum(s) => Value::String(s.clone()),
-            Gql::Boolean(b) => Value::Bool(*b),
-            Gql::Null => Value::Null,
-            Gql::List(l) => Value::Array(l.iter().map(|x| self.value(x)).collect()),
-            Gql::Object(o) => {
-                Value::Object(o.iter().map(|(k, x)| (k.clone(), self.value(x))).collect())
-            }
-        }
+        argument(field, name, self.vars)
     }
 
     fn gap(&mut self, field: &str, on: &str) -> Value {
