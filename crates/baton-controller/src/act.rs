@@ -27,12 +27,32 @@ pub struct Scene<'a, G> {
     pub now: &'a Time,
 }
 
-pub async fn perform<G: Provider>(
+/// Performs `effects` in order, their notifications recorded ahead in one write.
+pub async fn perform_all<G: Provider>(
+    s: &Scene<'_, G>,
+    w: &mut Writer,
+    effects: &[Effect],
+    status: &mut PromotionStatus,
+) -> Result<(), Error> {
+    let attempts = record::begin(w, status, effects, s.now).await?;
+    for (effect, attempt) in effects.iter().zip(attempts) {
+        perform(s, w, effect, attempt, status).await?;
+    }
+    Ok(())
+}
+
+/// Performs one effect. `attempt`: where its notification stood when recorded ahead
+/// ([`record::begin`]); for an effect that is not a notification, `None`.
+async fn perform<G: Provider>(
     s: &Scene<'_, G>,
     w: &mut Writer,
     effect: &Effect,
+    attempt: Option<Attempt>,
     status: &mut PromotionStatus,
 ) -> Result<(), Error> {
+    // Every notification effect is recorded ahead; should one not be, look on GitHub
+    // before posting rather than risk a duplicate.
+    let attempt = attempt.unwrap_or(Attempt::Again);
     match effect {
         Effect::OpenPullRequest {
             change,
@@ -62,8 +82,7 @@ pub async fn perform<G: Provider>(
                     number: *number,
                     branch,
                 },
-            )
-            .await;
+            );
             Ok(())
         }
         Effect::DeleteBranch { repo, branch } => {
@@ -78,8 +97,23 @@ pub async fn perform<G: Provider>(
             repo,
             sha,
             status: commit_status,
-        } => post_status(s, w, services, *kind, repo, sha, commit_status, status).await,
-        Effect::CreateRelease { repo, note } => create_release(s, w, repo, note, status).await,
+        } => {
+            post_status(
+                s,
+                w,
+                attempt,
+                services,
+                *kind,
+                repo,
+                sha,
+                commit_status,
+                status,
+            )
+            .await
+        }
+        Effect::CreateRelease { repo, note } => {
+            create_release(s, w, attempt, repo, note, status).await
+        }
         Effect::Deployment {
             service,
             request,
@@ -110,8 +144,7 @@ pub async fn perform<G: Provider>(
                             url: &url,
                             problem: &problem,
                         },
-                    )
-                    .await;
+                    );
                     // Not retried in a loop: the PR is still reviewed and merged by hand.
                     if let Some(pr) = status.pull_request.as_mut() {
                         pr.auto_merge_held = false;
@@ -129,7 +162,6 @@ pub async fn perform<G: Provider>(
             edit,
         } => {
             let keys = [None];
-            let attempt = record::begin(w, status, *kind, &keys, s.now).await?;
             if attempt == Attempt::Done {
                 return Ok(());
             }
@@ -199,8 +231,7 @@ async fn auto_merge_event<G>(s: &Scene<'_, G>, pr: &PullRequest) {
                 url: &pr.url,
                 problem,
             },
-        )
-        .await;
+        );
     }
 }
 
@@ -208,6 +239,7 @@ async fn auto_merge_event<G>(s: &Scene<'_, G>, pr: &PullRequest) {
 async fn post_status<G: Provider>(
     s: &Scene<'_, G>,
     w: &mut Writer,
+    attempt: Attempt,
     services: &[String],
     kind: NotificationKind,
     repo: &RepoRef,
@@ -216,7 +248,6 @@ async fn post_status<G: Provider>(
     status: &mut PromotionStatus,
 ) -> Result<(), Error> {
     let keys: Vec<Option<&str>> = services.iter().map(|s| Some(s.as_str())).collect();
-    let attempt = record::begin(w, status, kind, &keys, s.now).await?;
     if attempt == Attempt::Done {
         return Ok(());
     }
@@ -237,13 +268,14 @@ async fn post_status<G: Provider>(
 async fn create_release<G: Provider>(
     s: &Scene<'_, G>,
     w: &mut Writer,
+    attempt: Attempt,
     repo: &RepoRef,
     note: &ReleaseNote,
     status: &mut PromotionStatus,
 ) -> Result<(), Error> {
     let keys = [None];
     let kind = NotificationKind::Release;
-    if record::begin(w, status, kind, &keys, s.now).await? == Attempt::Done {
+    if attempt == Attempt::Done {
         return Ok(());
     }
     w.fence().check()?;
@@ -350,8 +382,7 @@ async fn settle<G>(
                 s.ctx,
                 s.promotion,
                 Happened::NotificationFailed { message: &message },
-            )
-            .await;
+            );
             Ok(Some(message))
         }
         Err(e) => Err(e.into()),

@@ -58,6 +58,12 @@ pub struct Context {
     pub prs: crate::prwatch::PrWatch,
     /// The controller's Promotion cache (reads without API calls), once running.
     store: std::sync::OnceLock<Store<Promotion>>,
+    /// The Environment controller's cache, once running.
+    environments: std::sync::OnceLock<Store<Environment>>,
+    /// Each Promotion's last status write, until the cache has it.
+    pub written: crate::record::Written,
+    /// Events waiting to be posted by the background task (a reconcile never waits on one).
+    pub events: crate::events::Outbox,
     /// The Applications' caches (one per watched namespace, or one for all), once running.
     /// Each with the namespace it watches (`None`: all).
     apps: std::sync::OnceLock<Vec<(Option<String>, Store<Application>)>>,
@@ -108,6 +114,9 @@ impl Context {
             env_app_index: Mutex::new(HashMap::new()),
             prs: crate::prwatch::PrWatch::default(),
             store: std::sync::OnceLock::new(),
+            environments: std::sync::OnceLock::new(),
+            events: crate::events::Outbox::new(),
+            written: crate::record::Written::default(),
             apps: std::sync::OnceLock::new(),
             failures: Mutex::new(HashMap::new()),
         }
@@ -135,13 +144,59 @@ impl Context {
         let _ = self.store.set(store);
     }
 
+    /// Serves Environment reads from the Environment controller's cache from now on.
+    pub fn use_environment_store(&self, store: Store<Environment>) {
+        let _ = self.environments.set(store);
+    }
+
+    /// The Environment `namespace/name`: from the cache when it holds it, else by GET
+    /// (just created and not yet seen by the watch, or no cache running).
+    pub async fn environment(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Environment>>, Error> {
+        if let Some(env) = self
+            .environments
+            .get()
+            .and_then(|store| store.get(&ObjectRef::new(name).within(namespace)))
+        {
+            return Ok(Some(env));
+        }
+        let api: Api<Environment> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api.get_opt(name).await?.map(Arc::new))
+    }
+
+    /// The Environments a change to `p` concerns: its own, and those downstream of it
+    /// (an automatic promotion may start there).
+    pub fn environments_for(&self, p: &Promotion) -> Vec<ObjectRef<Environment>> {
+        let Some(store) = self.environments.get() else {
+            return vec![];
+        };
+        let ns = p.metadata.namespace.as_deref();
+        store
+            .state()
+            .into_iter()
+            .filter(|e| e.metadata.namespace.as_deref() == ns)
+            .filter(|e| {
+                e.metadata.name.as_deref() == Some(p.spec.environment.as_str())
+                    || e.spec.upstream.as_deref() == Some(p.spec.environment.as_str())
+            })
+            .map(|e| ObjectRef::from_obj(&*e))
+            .collect()
+    }
+
     /// Serves Application reads from the watches' caches from now on.
     pub fn use_application_stores(&self, stores: Vec<(Option<String>, Store<Application>)>) {
         let _ = self.apps.set(stores);
     }
 
-    /// The Application `namespace/name`: from the watches' cache (once it has listed
-    /// everything), else, for an Application outside the watched namespaces, by GET.
+    /// The Application `namespace/name`: from the watches' cache once it has listed
+    /// everything, else (not listed yet, or outside the watched namespaces) by GET.
+    ///
+    /// Readiness is looked at, never waited for: kube's `Store::wait_until_ready`
+    /// wakes only the last of several concurrent waiters, and the others would wait
+    /// forever (seen here as a restarted operator that never finished a promotion).
     pub async fn application(
         &self,
         namespace: &str,
@@ -154,7 +209,7 @@ impl Context {
             if let Some((_, store)) = stores
                 .iter()
                 .find(|(ns, _)| ns.as_deref().is_none_or(|ns| ns == namespace))
-                && store.wait_until_ready().await.is_ok()
+                && ready(store)
             {
                 return Ok(store.get(&key));
             }
@@ -219,6 +274,7 @@ impl Context {
             app_index: self.app_index.lock().map(|m| m.len()).unwrap_or(0),
             failures: self.failures.lock().map(|m| m.len()).unwrap_or(0),
             watched_pulls: self.prs.len(),
+            written: self.written.pending(),
         }
     }
 
@@ -336,6 +392,16 @@ impl Context {
     }
 }
 
+/// Whether `store` has listed everything, without waiting (see [`Context::application`]).
+fn ready<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    use futures::FutureExt;
+    matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
+}
+
 fn note<K: kube::Resource>(
     index: &Mutex<AppIndex<K>>,
     namespace: &str,
@@ -377,6 +443,7 @@ pub struct CacheSizes {
     pub app_index: usize,
     pub failures: usize,
     pub watched_pulls: usize,
+    pub written: usize,
 }
 
 #[cfg(test)]

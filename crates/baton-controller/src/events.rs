@@ -151,12 +151,66 @@ fn build(h: &Happened<'_>) -> Event {
     }
 }
 
-/// Publishes one Event; a failure to publish is logged, never fatal.
-pub async fn publish(ctx: &Context, p: &Promotion, h: Happened<'_>) {
-    publish_to(&ctx.recorder, &p.object_ref(&()), h).await;
+/// How many Events may wait to be posted; beyond that new ones are dropped (logged).
+pub const OUTBOX_CAPACITY: usize = 4096;
+
+/// Events wait here for one background task to post them, in order: a reconcile
+/// never holds its slot for an Event (a release of a thousand services gives a
+/// thousand phase Events at once). Events not yet posted when the operator stops are
+/// lost; the conditions in status still say what happened.
+pub struct Outbox {
+    queue: tokio::sync::mpsc::Sender<(Event, ObjectReference)>,
+    /// Taken by [`Outbox::start`]; until then Events wait in the queue.
+    inbox: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<(Event, ObjectReference)>>>,
 }
 
-/// Publishes one Event about `regarding`, for work that outlives its reconcile.
+impl Default for Outbox {
+    fn default() -> Self {
+        let (queue, inbox) = tokio::sync::mpsc::channel(OUTBOX_CAPACITY);
+        Outbox {
+            queue,
+            inbox: std::sync::Mutex::new(Some(inbox)),
+        }
+    }
+}
+
+impl Outbox {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts the task that posts queued Events (once; later calls do nothing).
+    pub fn start(&self, recorder: Recorder) {
+        let Some(mut inbox) = self.inbox.lock().ok().and_then(|mut i| i.take()) else {
+            return;
+        };
+        tokio::spawn(async move {
+            while let Some((event, regarding)) = inbox.recv().await {
+                if let Err(err) = recorder.publish(&event, &regarding).await {
+                    tracing::warn!(error = %err, reason = %event.reason, "cannot publish event");
+                }
+            }
+        });
+    }
+
+    fn send(&self, event: Event, regarding: ObjectReference) {
+        if let Err(e) = self.queue.try_send((event, regarding)) {
+            tracing::warn!(error = %e, "event dropped: too many waiting to be posted");
+        }
+    }
+}
+
+/// Queues one Event about a Promotion; never waits, never fails.
+pub fn publish(ctx: &Context, p: &Promotion, h: Happened<'_>) {
+    ctx.events.send(build(&h), p.object_ref(&()));
+}
+
+/// Queues one Event about any object (an Environment, another Promotion).
+pub fn publish_about(ctx: &Context, regarding: ObjectReference, h: Happened<'_>) {
+    ctx.events.send(build(&h), regarding);
+}
+
+/// Publishes one Event about `regarding` at once, for work that outlives its reconcile.
 pub async fn publish_to(recorder: &Recorder, regarding: &ObjectReference, h: Happened<'_>) {
     if let Err(err) = recorder.publish(&build(&h), regarding).await {
         tracing::warn!(error = %err, "cannot publish event");

@@ -48,8 +48,7 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Reque
     let now = Timestamp::now();
     let ns = env.namespace().unwrap_or_default();
     let name = env.name_any();
-    let envs: Api<Environment> = Api::namespaced(ctx.client.clone(), &ns);
-    let chain = upstream_chain(&envs, &env).await?;
+    let chain = upstream_chain(&ctx, &ns, &env).await?;
     let promotions = ctx.promotions(&ns).await?;
     let all: Vec<&Promotion> = promotions.iter().map(AsRef::as_ref).collect();
 
@@ -123,14 +122,13 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Reque
     if rollbacks.status == ConditionStatus::False
         && was != Some((rollbacks.status, rollbacks.message.clone()))
     {
-        events::publish_to(
-            &ctx.recorder,
-            &env.object_ref(&()),
+        events::publish_about(
+            &ctx,
+            env.object_ref(&()),
             Happened::RollbackFailed {
                 message: &rollbacks.message,
             },
-        )
-        .await;
+        );
     }
     set_condition(&mut status.conditions, rollbacks);
     status.observed_generation = generation;
@@ -234,27 +232,25 @@ async fn roll_back_failed(
                 create(ctx, env, &rb, "RollbackCreated").await?;
                 link_rollback(ctx, failed, &rb.name_any()).await?;
                 tracing::info!(environment = %name, failed = %failed.name_any(), rollback = %rb.name_any(), "automatic rollback created");
-                events::publish_to(
-                    &ctx.recorder,
-                    &failed.object_ref(&()),
+                events::publish_about(
+                    ctx,
+                    failed.object_ref(&()),
                     Happened::RollingBack {
                         rollback: &rb.name_any(),
                         summary: &plan::summary(&rb.spec),
                     },
-                )
-                .await;
+                );
             }
             Err(why) => {
                 tracing::warn!(environment = %name, failed = %failed.name_any(), reason = %why, "no automatic rollback possible");
                 link_rollback(ctx, failed, "").await?;
-                events::publish_to(
-                    &ctx.recorder,
-                    &failed.object_ref(&()),
+                events::publish_about(
+                    ctx,
+                    failed.object_ref(&()),
                     Happened::RollbackFailed {
                         message: &format!("cannot roll back automatically: {why}"),
                     },
-                )
-                .await;
+                );
             }
         }
     }
@@ -475,16 +471,15 @@ async fn create(
     match api.create(&PostParams::default(), p).await {
         Ok(_) => {
             tracing::info!(environment = %env.name_any(), namespace = %ns, promotion = %p.name_any(), services = %plan::summary(&p.spec), reason, "promotion created");
-            events::publish_to(
-                &ctx.recorder,
-                &env.object_ref(&()),
+            events::publish_about(
+                ctx,
+                env.object_ref(&()),
                 Happened::PromotionCreated {
                     reason,
                     promotion: &p.name_any(),
                     summary: &plan::summary(&p.spec),
                 },
-            )
-            .await;
+            );
             Ok(())
         }
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
@@ -500,18 +495,19 @@ async fn write_status(
     ctx.fence.check()?;
     let api: Api<Environment> =
         Api::namespaced(ctx.client.clone(), &env.namespace().unwrap_or_default());
-    let body = json!({
-        "apiVersion": "baton.dev/v1alpha1",
-        "kind": "Environment",
-        "metadata": { "name": env.name_any() },
-        "status": status,
-    });
-    api.patch_status(
-        &env.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
+    // A replace preconditioned on the version this status was computed from (it keeps
+    // history from the status before): a stale cache gets a 409 and a fresh try. Not
+    // an apply: with a record per service, this object is large, and an apply of it
+    // every second of a release would be the API server's biggest cost.
+    let mut body = Environment::new(&env.name_any(), env.spec.clone());
+    body.metadata.namespace = env.metadata.namespace.clone();
+    body.metadata.resource_version = env.metadata.resource_version.clone();
+    body.status = Some(status.clone());
+    let params = kube::api::PostParams {
+        field_manager: Some(MANAGER.to_owned()),
+        ..Default::default()
+    };
+    api.replace_status(&env.name_any(), &params, &body).await?;
     Ok(())
 }
 

@@ -30,10 +30,20 @@ use crate::record::{self, Writer};
 /// Keeps a Promotion until its unmerged PR is closed.
 pub const FINALIZER: &str = "baton.dev/pull-request-cleanup";
 
+/// When to look again at a Promotion whose cached copy is older than its last write.
+const STALE_RETRY: Duration = Duration::from_secs(1);
+
 /// Longest wait between retries of a failing reconcile.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 pub async fn reconcile(p: Arc<Promotion>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    if ctx.written.stale(&p) {
+        // The watch event of this operator's own last write is on its way and wakes the
+        // Promotion again; the requeue only covers a watch that restarted meanwhile.
+        tracing::debug!(promotion = %p.name_any(), resource_version = ?p.metadata.resource_version, "cached copy older than the last status write: waiting for the watch");
+        return Ok(Requeue::requeue(STALE_RETRY));
+    }
+    tracing::debug!(promotion = %p.name_any(), phase = ?p.status.as_ref().and_then(|s| s.phase), "reconcile");
     let started = std::time::Instant::now();
     let key = ObjectRef::from_obj(&*p);
     let result = reconcile_inner(p, &ctx).await;
@@ -115,7 +125,7 @@ async fn apply(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
 
     let mut status = before.clone();
     learn_before_acting(p, &obs.seen, &mut status);
-    let mut w = Writer::new(ctx.client.clone(), p, ctx.fence.clone());
+    let mut w = Writer::tracked(ctx, p);
     if let Err(e) = perform(p, ctx, &obs, &d, &mut status, &mut w, &stamp).await {
         // Keep what did happen (PR number, delivered notifications) before retrying.
         if status != before {
@@ -145,7 +155,7 @@ async fn apply(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         record_metrics(ctx, p, &obs, &status, now).await;
     }
     for h in events::of_reconcile(&before, &status, &d) {
-        events::publish(ctx, p, h).await;
+        events::publish(ctx, p, h);
     }
     if d.phase.is_terminal() {
         ctx.forget(&ObjectRef::from_obj(p));
@@ -202,9 +212,7 @@ async fn hold_for_budget(
         },
     );
     if status != before {
-        Writer::new(ctx.client.clone(), &fresh, ctx.fence.clone())
-            .write(&status)
-            .await?;
+        Writer::tracked(ctx, &fresh).write(&status).await?;
     }
     tracing::info!(promotion = %p.name_any(), namespace = %p.namespace().unwrap_or_default(), remaining, limit, resume_in_s = reset_in.as_secs(), "waiting for the GitHub request budget");
     Ok(Requeue::requeue(reset_in + Duration::from_secs(1)))
@@ -311,10 +319,7 @@ async fn perform(
         promotion: p,
         now,
     };
-    for effect in &planned {
-        act::perform(&scene, w, effect, status).await?;
-    }
-    Ok(())
+    act::perform_all(&scene, w, &planned, status).await
 }
 
 async fn record_metrics(
@@ -375,6 +380,8 @@ async fn record_metrics(
 /// after the merge, GitHub is left alone.
 async fn cleanup(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
     ctx.forget(&ObjectRef::from_obj(p));
+    // Ended ones keep theirs until the cache catches up; a deleted one needs none.
+    ctx.written.forget(&ObjectRef::from_obj(p));
     let mut status = p.status.clone().unwrap_or_default();
     let phase = status.phase.unwrap_or_default();
     let pr = status.pull_request.clone().unwrap_or_default();
@@ -383,8 +390,7 @@ async fn cleanup(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         return Ok(Requeue::await_change());
     }
     let ns = p.namespace().unwrap_or_default();
-    let envs: Api<baton_api::Environment> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(env) = envs.get_opt(&p.spec.environment).await? else {
+    let Some(env) = ctx.environment(&ns, &p.spec.environment).await? else {
         tracing::warn!(promotion = %p.name_any(), "Environment gone: cannot close the pull request, leaving it open");
         return Ok(Requeue::await_change());
     };
@@ -435,10 +441,8 @@ async fn cleanup(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         promotion: p,
         now: &now,
     };
-    let mut w = Writer::new(ctx.client.clone(), p, ctx.fence.clone());
-    for effect in &planned {
-        act::perform(&scene, &mut w, effect, &mut status).await?;
-    }
+    let mut w = Writer::tracked(ctx, p);
+    act::perform_all(&scene, &mut w, &planned, &mut status).await?;
     Ok(Requeue::await_change())
 }
 

@@ -1089,3 +1089,42 @@ async fn a_result_comment_is_edited_in_place() {
     assert!(pull.comments[0].body.starts_with("Failed"));
     assert_eq!(pull.comments[0].edits, 1, "unchanged text is not rewritten");
 }
+
+/// GitHub refuses more than 100 concurrent requests from one client (a secondary rate
+/// limit); the operator reconciles up to 128 Promotions at once, so one connection
+/// keeps at most `MAX_IN_FLIGHT` requests in flight and queues the rest.
+#[tokio::test]
+async fn one_connection_keeps_a_bounded_number_of_requests_in_flight() {
+    let World { fake, gh, .. } = setup("in_flight_bound").await;
+    let source_name = "camaradesuk/source-in-flight";
+    let sha = fake.create_repo(source_name, "main", &[("README.md", "syrf")]);
+    let source = RepoRef::parse(source_name).unwrap();
+    let calls = 60;
+    fake.inject(Fault {
+        method: "POST".into(),
+        path_prefix: format!("/repos/{source_name}/statuses"),
+        kind: FaultKind::Delay(Duration::from_millis(150)),
+        times: calls,
+    });
+    let posts = (0..calls).map(|i| {
+        let (gh, source, sha) = (&gh, &source, &sha);
+        async move {
+            let status = CommitStatus {
+                state: StatusState::Success,
+                context: format!("argocd/deploy-{i}"),
+                description: format!("Deployed api:api-v{i} to production"),
+                target_url: None,
+            };
+            gh.ensure_status(source, sha, &status, false).await
+        }
+    });
+    let results = futures::future::join_all(posts).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(fake.statuses(source_name, &sha).len(), calls as usize);
+    let peak = fake.peak_in_flight(source_name);
+    assert!(
+        (2..=client::MAX_IN_FLIGHT).contains(&peak),
+        "at most {} at once, and more than one: {peak}",
+        client::MAX_IN_FLIGHT
+    );
+}

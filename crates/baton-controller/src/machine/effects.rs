@@ -76,6 +76,29 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// Whether this effect reports an outcome (rather than changing the PR).
+    fn is_report(&self) -> bool {
+        matches!(
+            self,
+            Effect::CommentPullRequest { .. }
+                | Effect::CreateRelease { .. }
+                | Effect::Deployment { .. }
+        )
+    }
+
+    /// The notification records this effect is tracked by (recorded ahead of it):
+    /// its kind and services (`None`: one record for the whole Promotion).
+    pub fn records(&self) -> Option<(NotificationKind, Vec<Option<&str>>)> {
+        match self {
+            Effect::PostStatus { services, kind, .. } => {
+                Some((*kind, services.iter().map(|s| Some(s.as_str())).collect()))
+            }
+            Effect::CreateRelease { .. } => Some((NotificationKind::Release, vec![None])),
+            Effect::CommentPullRequest { kind, .. } => Some((*kind, vec![None])),
+            _ => None,
+        }
+    }
+
     /// A short name for logs and Events.
     pub fn name(&self) -> &'static str {
         match self {
@@ -209,11 +232,9 @@ pub fn build(actions: &[Action], s: &Subject<'_>) -> Result<Vec<Effect>, PlanErr
         }
     }
     let mut posts = status_effects(s, &statuses)?;
-    // Statuses before the release, as decided.
-    let at = out
-        .iter()
-        .position(|e| matches!(e, Effect::CreateRelease { .. }))
-        .unwrap_or(out.len());
+    // Commit statuses first among the reports (comments, deployments, the release):
+    // they are what people and merge checks wait on.
+    let at = out.iter().position(Effect::is_report).unwrap_or(out.len());
     let tail = out.split_off(at);
     out.append(&mut posts);
     out.extend(tail);
@@ -619,4 +640,82 @@ fn release(s: &Subject<'_>) -> Result<Vec<Effect>, PlanError> {
             Ok(Effect::CreateRelease { repo, note })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_api::promotion::PullRequestStatus;
+
+    fn promotion() -> Promotion {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "baton.dev/v1alpha1", "kind": "Promotion",
+            "metadata": { "name": "api-to-production", "namespace": "team", "uid": "u1" },
+            "spec": { "environment": "production",
+                      "source": { "repository": "acme/api", "commit": "0123456789abcdef0123456789abcdef01234567" },
+                      "services": [{ "name": "api", "version": "v2" }] }
+        }))
+        .expect("a Promotion")
+    }
+
+    fn environment() -> Environment {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "baton.dev/v1alpha1", "kind": "Environment",
+            "metadata": { "name": "production", "namespace": "team" },
+            "spec": { "gitops": { "repository": "acme/gitops",
+                                  "target": { "file": "envs/{environment}/{service}.yaml", "yamlPath": "image.tag" } },
+                      "github": { "secretRef": { "name": "gh" } } }
+        }))
+        .expect("an Environment")
+    }
+
+    #[test]
+    fn at_synced_the_commit_status_goes_first_and_every_report_is_recorded_ahead() {
+        let (p, env) = (promotion(), environment());
+        let status = PromotionStatus {
+            pull_request: Some(PullRequestStatus {
+                number: 7,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let subject = Subject {
+            promotion: &p,
+            env: &env,
+            status: &status,
+            prepared: None,
+            adopted: None,
+            reason: "every Application is Synced and Healthy at the merged revision",
+            notes: &[],
+            successor: None,
+            applications: &[],
+        };
+        let actions = [
+            Action::CommentResult,
+            Action::PostStatus {
+                service: "api".into(),
+                success: true,
+            },
+            Action::CreateRelease,
+        ];
+        let effects = build(&actions, &subject).expect("effects");
+        let names: Vec<&str> = effects.iter().map(Effect::name).collect();
+        assert_eq!(
+            names,
+            [
+                "post commit status",
+                "comment on pull request",
+                "create release"
+            ]
+        );
+        let records: Vec<_> = effects.iter().map(Effect::records).collect();
+        assert_eq!(
+            records,
+            [
+                Some((NotificationKind::SuccessStatus, vec![Some("api")])),
+                Some((NotificationKind::ResultComment, vec![None])),
+                Some((NotificationKind::Release, vec![None])),
+            ]
+        );
+    }
 }

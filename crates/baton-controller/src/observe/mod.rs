@@ -89,8 +89,7 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
     if phase.is_terminal() {
         return terminal(p, ctx, &ns, &status).await;
     }
-    let envs: Api<Environment> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(env) = envs.get_opt(&p.spec.environment).await? else {
+    let Some(env) = ctx.environment(&ns, &p.spec.environment).await? else {
         return Ok(Observation::seen(Seen::Blocked(
             Blocker::EnvironmentNotFound(format!(
                 "Environment {:?} not found in namespace {ns}: create it or fix spec.environment",
@@ -103,7 +102,7 @@ pub async fn observe(p: &Promotion, ctx: &Context, now: Timestamp) -> Result<Obs
         Err(m) => return Ok(Observation::seen(Seen::Blocked(Blocker::InvalidSpec(m)))),
     };
     let mut o = Observation {
-        env: Some(env.clone()),
+        env: Some((*env).clone()),
         policy: Some(pol.clone()),
         github: None,
         credentials: None,
@@ -161,15 +160,14 @@ async fn terminal(
     if !status.notifications.iter().any(|n| n.failed.is_some()) {
         return Ok(Observation::seen(Seen::Nothing));
     }
-    let envs: Api<Environment> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(env) = envs.get_opt(&p.spec.environment).await? else {
+    let Some(env) = ctx.environment(ns, &p.spec.environment).await? else {
         return Ok(Observation::seen(Seen::Nothing));
     };
     let Ok((gh, version)) = ctx.github_for(ns, &env).await else {
         return Ok(Observation::seen(Seen::Nothing));
     };
     Ok(Observation {
-        env: Some(env),
+        env: Some(Arc::unwrap_or_clone(env)),
         policy: None,
         github: Some(gh),
         credentials: Some(version.clone()),

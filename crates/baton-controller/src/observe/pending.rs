@@ -28,8 +28,7 @@ pub(super) async fn pending_gates(
             env.spec.source_repositories.join(", ")
         )));
     }
-    let envs: Api<Environment> = Api::namespaced(ctx.client.clone(), ns);
-    let chain = upstream_chain(&envs, env).await?;
+    let chain = upstream_chain(ctx, ns, env).await?;
     if let Some(cycle) = pipeline::cycle(&chain) {
         return blocked(Blocker::UpstreamCycle(format!(
             "the Environments' spec.upstream links form a cycle ({cycle}): no promotion to {:?} can be gated; fix spec.upstream",
@@ -118,7 +117,8 @@ pub fn upstream_app(
 /// `env`, its upstream, that one's upstream... as far as they exist, stopping at the
 /// first repeat (so a cycle shows as a repeated name).
 pub async fn upstream_chain(
-    envs: &Api<Environment>,
+    ctx: &Context,
+    ns: &str,
     env: &Environment,
 ) -> Result<Vec<Environment>, Error> {
     let mut chain = vec![env.clone()];
@@ -127,8 +127,8 @@ pub async fn upstream_chain(
             chain.push(Environment::new(&next, env.spec.clone()));
             break;
         }
-        match envs.get_opt(&next).await? {
-            Some(e) => chain.push(e),
+        match ctx.environment(ns, &next).await? {
+            Some(e) => chain.push((*e).clone()),
             None => break,
         }
     }

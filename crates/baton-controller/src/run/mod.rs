@@ -4,6 +4,7 @@
 
 mod http;
 pub mod leader;
+mod memory;
 mod watches;
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use baton_api::Promotion;
+use futures::TryStreamExt;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -65,8 +67,11 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (the pod name in a cluster).
     #[arg(long, env = "POD_NAME", default_value = "baton")]
     pub identity: String,
-    /// How many promotions are reconciled at once (bounds memory and API load).
-    #[arg(long, env = "BATON_CONCURRENCY", default_value_t = 16)]
+    /// How many promotions are reconciled at once (bounds memory and API load). Most of
+    /// a reconcile is waiting on the API server: at 1,000 Applications turning Synced at
+    /// once, 16 left commit statuses 10 s behind, 128 kept them within about 0.5 s, for
+    /// about 10 MiB more (GitHub requests are bounded apart, 16 per connection).
+    #[arg(long, env = "BATON_CONCURRENCY", default_value_t = 128)]
     pub concurrency: u16,
     /// Lease duration in seconds: how long a crashed leader blocks a takeover.
     #[arg(long, env = "BATON_LEASE_SECONDS", default_value_t = 15)]
@@ -126,6 +131,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics.clone(),
         fence.clone(),
     ));
+    ctx.events.start(recorder.clone());
     ctx.notifier
         .start(client.clone(), recorder)
         .map_err(|e| RunError::Config(e.to_string()))?;
@@ -134,10 +140,21 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     // annotation (the window override names them): at a thousand Promotions the rest
     // are a large share of the memory, and nothing reads them.
     let (store, writer) = kube::runtime::reflector::store();
+    // The Environment controller is woken from this same watch (no second one).
+    let (env_wake, env_woken) = futures::channel::mpsc::unbounded();
+    let fan_ctx = ctx.clone();
+    let fan_wake = env_wake.clone();
     let promotions = watcher::watcher(apis.promotions.clone(), watcher::Config::default())
         .default_backoff()
         .modify(watches::slim_promotion)
         .reflect(writer)
+        .inspect_ok(move |event| {
+            if let Some(p) = watches::objects(event) {
+                for env in fan_ctx.environments_for(p) {
+                    let _ = fan_wake.unbounded_send(env);
+                }
+            }
+        })
         .applied_objects();
     let controller = Controller::for_stream(promotions, store.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency));
@@ -183,7 +200,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             }
         }
     };
-    watches::run(controller, apis, store, ctx, (poll_wake, woken), stop).await;
+    watches::run(
+        controller,
+        apis,
+        store,
+        ctx,
+        (poll_wake, woken),
+        (env_wake, env_woken),
+        stop,
+    )
+    .await;
     if let Some(l) = lease {
         l.release(&fence).await;
         tracing::info!("lease released");

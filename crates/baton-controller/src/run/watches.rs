@@ -88,13 +88,16 @@ pub async fn run(
         futures::channel::mpsc::UnboundedSender<ObjectRef<Promotion>>,
         futures::channel::mpsc::UnboundedReceiver<ObjectRef<Promotion>>,
     ),
+    (env_wake, env_woken): (
+        futures::channel::mpsc::UnboundedSender<ObjectRef<Environment>>,
+        futures::channel::mpsc::UnboundedReceiver<ObjectRef<Environment>>,
+    ),
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     use futures::FutureExt;
     let stop = stop.shared();
     // One watch per Applications API, cached (both controllers read Applications from
     // here, never by GET), waking the Promotions and the Environments that wait on each.
-    let (env_wake, env_woken) = futures::channel::mpsc::unbounded::<ObjectRef<Environment>>();
     let mut stores = Vec::new();
     let mut controller = controller;
     for (ns, api) in apis.applications.clone() {
@@ -118,22 +121,18 @@ pub async fn run(
             app_ctx.waiting_on(&app.namespace().unwrap_or_default(), &app.name_any())
         });
     }
+    // Freed memory goes back to the OS periodically (first once the caches are filled).
+    let trimmer = super::memory::keep_trimmed(stop.clone());
     ctx.use_application_stores(stores);
-    let environments = environments(apis.clone(), ctx.clone(), env_woken, stop.clone());
-    let pulls = poll_pulls(ctx.clone(), store.clone(), wake, stop.clone());
+    let environments = environments(
+        apis.clone(),
+        ctx.clone(),
+        (store.clone(), wake.clone()),
+        env_woken,
+        stop.clone(),
+    );
+    let pulls = poll_pulls(ctx.clone(), store, wake, stop.clone());
     let promotions = controller
-        .watches(apis.environments, watcher::Config::default(), move |env| {
-            let ns = env.namespace().unwrap_or_default();
-            let name = env.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|p| {
-                    p.namespace().as_deref() == Some(ns.as_str()) && p.spec.environment == name
-                })
-                .map(|p| ObjectRef::from_obj(&*p))
-                .collect::<Vec<_>>()
-        })
         .reconcile_on(woken)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
@@ -142,7 +141,7 @@ pub async fn run(
                 tracing::debug!(error = %e, "controller event");
             }
         });
-    futures::join!(promotions, environments, pulls);
+    futures::join!(promotions, environments, pulls, trimmer);
 }
 
 /// What of a Promotion's managed fields is kept in the cache: the entries owning a
@@ -200,12 +199,40 @@ async fn poll_pulls(
     }
 }
 
+/// The objects a watch event carries (none for the markers of a relist).
+pub fn objects<K>(event: &watcher::Event<K>) -> Option<&K> {
+    match event {
+        watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => {
+            Some(o)
+        }
+        watcher::Event::Init | watcher::Event::InitDone => None,
+    }
+}
+
+/// Which of an Environment's Promotions its change concerns: all of them when its
+/// spec changed or it is gone; only those still Pending when only its status changed
+/// (their gates read the versions it records). The status of a thousand-service
+/// Environment changes every second during a release: waking every Promotion for it
+/// would crowd out the ones with work to do.
+fn concerned(p: &Promotion, spec_changed: bool) -> bool {
+    spec_changed
+        || p.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_none_or(|phase| phase == Phase::Pending)
+}
+
 /// The Environment controller: woken by its own changes, by Promotions to it or to its
 /// upstream (a Synced upstream promotion may start an automatic one), and by the
-/// Applications its status reports on.
+/// Applications its status reports on. Its watch also wakes the Promotions an
+/// Environment change concerns.
 fn environments(
     apis: Apis,
     ctx: Arc<Context>,
+    (promotions, wake): (
+        Store<Promotion>,
+        futures::channel::mpsc::UnboundedSender<ObjectRef<Promotion>>,
+    ),
     woken: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Environment>>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> impl std::future::Future<Output = ()> {
@@ -213,30 +240,38 @@ fn environments(
     // of many services); one reconcile a second covers a burst, since each reads
     // everything afresh and writes the whole status.
     let (store, writer) = reflector::store();
+    let mut generations = std::collections::HashMap::new();
     let envs = watcher::watcher(apis.environments.clone(), watcher::Config::default())
         .default_backoff()
         .modify(|e: &mut Environment| e.metadata.managed_fields = None)
         .reflect(writer)
+        .inspect_ok(move |event| {
+            let Some(env) = objects(event) else { return };
+            let key = ObjectRef::from_obj(env);
+            let spec_changed = match event {
+                watcher::Event::Delete(_) => {
+                    generations.remove(&key);
+                    true
+                }
+                _ => {
+                    generations.insert(key, env.metadata.generation)
+                        != Some(env.metadata.generation)
+                }
+            };
+            let ns = env.metadata.namespace.as_deref();
+            for p in promotions.state() {
+                if p.metadata.namespace.as_deref() == ns
+                    && env.metadata.name.as_deref() == Some(p.spec.environment.as_str())
+                    && concerned(&p, spec_changed)
+                {
+                    let _ = wake.unbounded_send(ObjectRef::from_obj(&*p));
+                }
+            }
+        })
         .applied_objects();
-    let controller = Controller::for_stream(envs, store.clone()).with_config(
+    ctx.use_environment_store(store.clone());
+    let controller = Controller::for_stream(envs, store).with_config(
         kube::runtime::controller::Config::default().debounce(std::time::Duration::from_secs(1)),
-    );
-    let controller = controller.watches(
-        apis.promotions.clone(),
-        watcher::Config::default(),
-        move |p| {
-            let ns = p.namespace().unwrap_or_default();
-            store
-                .state()
-                .into_iter()
-                .filter(|e| e.namespace().as_deref() == Some(ns.as_str()))
-                .filter(|e| {
-                    e.name_any() == p.spec.environment
-                        || e.spec.upstream.as_deref() == Some(p.spec.environment.as_str())
-                })
-                .map(|e| ObjectRef::from_obj(&*e))
-                .collect::<Vec<_>>()
-        },
     );
     controller
         .reconcile_on(woken)

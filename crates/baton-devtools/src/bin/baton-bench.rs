@@ -4,7 +4,8 @@
 //! as a process against etcd + kube-apiserver and the fake GitHub. Reported: idle and
 //! peak RSS and CPU time of the operator, time for all N to open, merge and sync, the
 //! reaction time from an Application turning Synced+Healthy to the commit status
-//! existing on GitHub (one Application at a time), and the GitHub and Kubernetes
+//! existing on GitHub (every Application flips at once, 16 writes at a time, so each
+//! reaction is timed while the others are in flight), and the GitHub and Kubernetes
 //! requests the operator makes per promotion. The figures are printed as a table,
 //! then, as the last line, one JSON object. The run fails (exit status 1, `"ok":
 //! false`) unless every Promotion ends Synced with exactly one pull request and exactly
@@ -17,7 +18,8 @@
 //! - `BATON_BENCH_POLL`: the operator's poll interval, `BATON_MAX_REQUEUE` (default `10s`);
 //! - `BATON_BENCH_GITHUB_LATENCY_MS`: a delay before every fake GitHub answer (default 0);
 //! - `BATON_BENCH_GITHUB_BUDGET`: the fake's hourly REST budget (default 15000);
-//! - `BATON_BIN`: the operator binary (default `target/release/baton`).
+//! - `BATON_BIN`: the operator binary (default `target/release/baton`);
+//! - `BATON_BENCH_OPERATOR_LOG`: a file for the operator's log (info level, or `RUST_LOG`).
 //!
 //! Kubernetes requests are the operator's own: it runs as a ServiceAccount of its own,
 //! and a FlowSchema for that ServiceAccount makes the API server count exactly its
@@ -235,9 +237,22 @@ async fn run(s: &Settings) -> Res<Report> {
         .env("POD_NAMESPACE", NS)
         // Argo CD changes arrive by watch; merges by this poll, or by webhook.
         .env("BATON_MAX_REQUEUE", &s.poll)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdout(Stdio::null());
+    // The operator's log, for finding where time goes: `BATON_BENCH_OPERATOR_LOG=<file>`
+    // (at info level unless RUST_LOG says otherwise).
+    match std::env::var_os("BATON_BENCH_OPERATOR_LOG") {
+        Some(path) => {
+            command
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                )
+                .stderr(std::fs::File::create(path)?);
+        }
+        None => {
+            command.env("RUST_LOG", "warn").stderr(Stdio::null());
+        }
+    }
     if s.webhook {
         command.env("BATON_WEBHOOK_SECRET", WEBHOOK_SECRET);
     }

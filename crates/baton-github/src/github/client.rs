@@ -223,7 +223,14 @@ pub struct GitHub {
     /// Committer dates by (repository, sha): immutable, so kept.
     pub(crate) commit_dates: Mutex<HashMap<(String, String), String>>,
     stats: std::sync::Arc<Stats>,
+    /// Requests in flight on this connection, at most [`MAX_IN_FLIGHT`].
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// Requests one connection has in flight at once. GitHub refuses more than 100
+/// concurrent requests per client (a secondary rate limit) and asks for mutations to be
+/// spread out; the operator reconciles many Promotions at once, so the bound is here.
+pub const MAX_IN_FLIGHT: usize = 16;
 
 impl GitHub {
     /// Wraps an authenticated octocrab client for the API at `api_url`.
@@ -244,6 +251,7 @@ impl GitHub {
                 remaining: AtomicI64::new(-1),
                 ..Stats::default()
             }),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
         }
     }
 
@@ -521,6 +529,8 @@ impl GitHub {
         let request = crab
             .build_request(builder, body)
             .map_err(|e| e.to_string())?;
+        // Never closed: an error here is impossible, and the request goes ahead anyway.
+        let _permit = self.in_flight.acquire().await.ok();
         let call = crab.execute(request);
         let response = tokio::time::timeout(self.retry.request_timeout, call)
             .await

@@ -216,6 +216,15 @@ impl FakeGitHub {
     }
 
     /// Forgets the request log.
+    /// The most requests naming `repo` (`owner/name`) that were served at once.
+    pub fn peak_in_flight(&self, repo: &str) -> usize {
+        self.lock()
+            .in_flight
+            .get(repo)
+            .map(|(_, peak)| *peak)
+            .unwrap_or(0)
+    }
+
     pub fn clear_requests(&self) {
         self.lock().log.clear();
     }

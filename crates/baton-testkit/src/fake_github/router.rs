@@ -57,6 +57,7 @@ async fn handle(
             0,
         );
     }
+    let _serving = Serving::start(&state, &path);
     let fault = take_fault(&state, &method, &path);
     if let Some(FaultKind::Delay(d)) = &fault {
         tokio::time::sleep(*d).await;
@@ -111,6 +112,41 @@ async fn handle(
         (remaining, limit, guard.reset_at)
     };
     respond(out, remaining, limit, reset_at)
+}
+
+/// A request being served, counted per repository while it lasts.
+struct Serving {
+    state: Shared,
+    repo: Option<String>,
+}
+
+impl Serving {
+    fn start(state: &Shared, path: &str) -> Self {
+        let repo = path.strip_prefix("/repos/").and_then(|rest| {
+            let mut parts = rest.splitn(3, '/');
+            Some(format!("{}/{}", parts.next()?, parts.next()?))
+        });
+        if let Some(repo) = &repo {
+            let mut s = lock(state);
+            let (now, peak) = s.in_flight.entry(repo.clone()).or_default();
+            *now += 1;
+            *peak = (*peak).max(*now);
+        }
+        Serving {
+            state: state.clone(),
+            repo,
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(repo) = &self.repo
+            && let Some((now, _)) = lock(&self.state).in_flight.get_mut(repo)
+        {
+            *now = now.saturating_sub(1);
+        }
+    }
 }
 
 /// Counts a request against the tripwire; true once it is past it.

@@ -176,6 +176,8 @@ pub struct State {
     pub graphql_remaining: i64,
     /// Crash simulation: see [`Tripwire`].
     pub tripwire: Option<Tripwire>,
+    /// Per repository (`owner/name`): requests being served now, and the most at once.
+    pub in_flight: HashMap<String, (usize, usize)>,
 }
 
 /// Lets the first `after` requests naming one of `repos` (and GraphQL requests) through,
@@ -216,6 +218,7 @@ impl State {
             graphql_limit: 5000,
             graphql_remaining: 5000,
             tripwire: None,
+            in_flight: HashMap::new(),
         })
     }
 
