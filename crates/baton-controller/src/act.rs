@@ -4,7 +4,7 @@
 //! fence first: a replica that lost the Lease writes nothing more.
 
 use baton_api::promotion::DeploymentRecord;
-use baton_api::promotion::{NotificationKind, Promotion, PromotionStatus, PullRequestStatus};
+use baton_api::promotion::{Promotion, PromotionStatus, PullRequestStatus};
 use baton_github::{
     BranchHead, CommitStatus, DeploymentRequest, DeploymentUpdate, GitHubError, PromotionChange,
     Provider, PullRequest, ReleaseNote, RepoRef,
@@ -50,9 +50,20 @@ async fn perform<G: Provider>(
     attempt: Option<Attempt>,
     status: &mut PromotionStatus,
 ) -> Result<(), Error> {
-    // Every notification effect is recorded ahead; should one not be, look on GitHub
-    // before posting rather than risk a duplicate.
-    let attempt = attempt.unwrap_or(Attempt::Again);
+    // The same records `begin` wrote ahead are the ones marked delivered or refused.
+    if let Some((kind, keys)) = effect.records() {
+        // Every notification is recorded ahead; should one not be, look on GitHub
+        // before posting rather than risk a duplicate.
+        let attempt = attempt.unwrap_or(Attempt::Again);
+        if attempt == Attempt::Done {
+            return Ok(());
+        }
+        w.fence().check()?;
+        let failed = notify(s, effect, attempt).await?;
+        let refused = failed.as_deref().map(|why| (why, s.credentials));
+        record::finish(status, kind, &keys, s.now, refused);
+        return Ok(());
+    }
     match effect {
         Effect::OpenPullRequest {
             change,
@@ -91,29 +102,10 @@ async fn perform<G: Provider>(
             tracing::info!(promotion = %name(s.promotion), branch, "promotion branch deleted");
             Ok(())
         }
-        Effect::PostStatus {
-            services,
-            kind,
-            repo,
-            sha,
-            status: commit_status,
-        } => {
-            post_status(
-                s,
-                w,
-                attempt,
-                services,
-                *kind,
-                repo,
-                sha,
-                commit_status,
-                status,
-            )
-            .await
-        }
-        Effect::CreateRelease { repo, note } => {
-            create_release(s, w, attempt, repo, note, status).await
-        }
+        // Notifications: performed above.
+        Effect::PostStatus { .. }
+        | Effect::CreateRelease { .. }
+        | Effect::CommentPullRequest { .. } => Ok(()),
         Effect::Deployment {
             service,
             request,
@@ -151,29 +143,6 @@ async fn perform<G: Provider>(
                     }
                 }
             }
-            Ok(())
-        }
-        Effect::CommentPullRequest {
-            repo,
-            number,
-            kind,
-            marker,
-            body,
-            edit,
-        } => {
-            let keys = [None];
-            if attempt == Attempt::Done {
-                return Ok(());
-            }
-            w.fence().check()?;
-            match (attempt, edit) {
-                // Recorded ahead just now: no earlier attempt, so no comment to find.
-                (Attempt::First, _) => s.gh.add_comment(repo, *number, body).await?,
-                (_, true) => s.gh.upsert_comment(repo, *number, marker, body).await?,
-                (_, false) => s.gh.comment_once(repo, *number, marker, body).await?,
-            }
-            tracing::info!(promotion = %name(s.promotion), number, "pull request comment posted");
-            record::finish(status, *kind, &keys, s.now, None);
             Ok(())
         }
     }
@@ -235,23 +204,49 @@ async fn auto_merge_event<G>(s: &Scene<'_, G>, pr: &PullRequest) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Posts a notification (commit status, release, PR comment) whose records were
+/// written ahead; returns why GitHub refused it for good, if it did.
+async fn notify<G: Provider>(
+    s: &Scene<'_, G>,
+    effect: &Effect,
+    attempt: Attempt,
+) -> Result<Option<String>, Error> {
+    match effect {
+        Effect::PostStatus {
+            repo,
+            sha,
+            status: commit_status,
+            ..
+        } => post_status(s, attempt, repo, sha, commit_status).await,
+        Effect::CreateRelease { repo, note } => create_release(s, repo, note).await,
+        Effect::CommentPullRequest {
+            repo,
+            number,
+            marker,
+            body,
+            edit,
+            ..
+        } => {
+            match (attempt, edit) {
+                // Recorded ahead just now: no earlier attempt, so no comment to find.
+                (Attempt::First, _) => s.gh.add_comment(repo, *number, body).await?,
+                (_, true) => s.gh.upsert_comment(repo, *number, marker, body).await?,
+                (_, false) => s.gh.comment_once(repo, *number, marker, body).await?,
+            }
+            tracing::info!(promotion = %name(s.promotion), number, "pull request comment posted");
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
 async fn post_status<G: Provider>(
     s: &Scene<'_, G>,
-    w: &mut Writer,
     attempt: Attempt,
-    services: &[String],
-    kind: NotificationKind,
     repo: &RepoRef,
     sha: &str,
     commit_status: &CommitStatus,
-    status: &mut PromotionStatus,
-) -> Result<(), Error> {
-    let keys: Vec<Option<&str>> = services.iter().map(|s| Some(s.as_str())).collect();
-    if attempt == Attempt::Done {
-        return Ok(());
-    }
-    w.fence().check()?;
+) -> Result<Option<String>, Error> {
     let result =
         s.gh.ensure_status(repo, sha, commit_status, attempt == Attempt::Again)
             .await;
@@ -260,34 +255,21 @@ async fn post_status<G: Provider>(
     if failed.is_none() {
         tracing::info!(promotion = %name(s.promotion), repository = %repo, commit = %sha, state = commit_status.state.as_str(), description = %commit_status.description, "commit status posted");
     }
-    let refused = failed.as_deref().map(|why| (why, s.credentials));
-    record::finish(status, kind, &keys, s.now, refused);
-    Ok(())
+    Ok(failed)
 }
 
 async fn create_release<G: Provider>(
     s: &Scene<'_, G>,
-    w: &mut Writer,
-    attempt: Attempt,
     repo: &RepoRef,
     note: &ReleaseNote,
-    status: &mut PromotionStatus,
-) -> Result<(), Error> {
-    let keys = [None];
-    let kind = NotificationKind::Release;
-    if attempt == Attempt::Done {
-        return Ok(());
-    }
-    w.fence().check()?;
+) -> Result<Option<String>, Error> {
     let result = s.gh.ensure_release(repo, note).await;
     let call = format!("release {}", note.tag);
     let failed = settle(s, result.map(|_| ()), &call, repo, &note.target_commitish).await?;
     if failed.is_none() {
         tracing::info!(promotion = %name(s.promotion), repository = %repo, tag = %note.tag, "release created");
     }
-    let refused = failed.as_deref().map(|why| (why, s.credentials));
-    record::finish(status, kind, &keys, s.now, refused);
-    Ok(())
+    Ok(failed)
 }
 
 /// Moves one service's GitHub Deployment: created once (recorded ahead with id 0, so a

@@ -163,7 +163,19 @@ impl Context {
         {
             return Ok(Some(env));
         }
-        let api: Api<Environment> = Api::namespaced(self.client.clone(), namespace);
+        self.get_direct(namespace, name).await
+    }
+
+    /// `namespace/name` read from the API server, for what a cache does not hold.
+    async fn get_direct<K>(&self, namespace: &str, name: &str) -> Result<Option<Arc<K>>, Error>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         Ok(api.get_opt(name).await?.map(Arc::new))
     }
 
@@ -214,8 +226,7 @@ impl Context {
                 return Ok(store.get(&key));
             }
         }
-        let api: Api<Application> = Api::namespaced(self.client.clone(), namespace);
-        Ok(api.get_opt(name).await?.map(Arc::new))
+        self.get_direct(namespace, name).await
     }
 
     /// Every Promotion in `namespace`, from the cache when there is one.
