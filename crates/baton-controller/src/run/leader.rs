@@ -50,7 +50,7 @@ pub async fn acquire(
         .with_namespace(&args.lease_namespace)
         .with_identity(&args.identity)
         .with_duration(args.lease_seconds)
-        .with_grace(2)
+        .with_grace(renew_grace(args.lease_seconds))
         .build()
         .await
         .map_err(|e| RunError::Lease(e.to_string()))?;
@@ -153,6 +153,16 @@ pub async fn label_leader(pods: &Api<Pod>, pod: &str, leading: bool) -> bool {
     }
 }
 
+/// How long before the Lease expires its holder renews it: a third of the way into the
+/// duration, as client-go's leader election does (15 s Lease, renewed every 5 s). The
+/// write fence closes when the Lease is about to expire, so a renewal left to the last
+/// two seconds fenced the leader whenever the API server was slow: at 1,000 Applications
+/// turning Synced at once, 21 reconciles failed as "not the leader any more".
+pub fn renew_grace(lease_seconds: u64) -> u64 {
+    let every = (lease_seconds / 3).max(1);
+    lease_seconds.saturating_sub(every).max(1)
+}
+
 /// How long the Lease still protects `identity`, if it names it: from its last
 /// renewal plus its duration, minus a safety margin for clock skew.
 pub fn valid_for(
@@ -182,6 +192,19 @@ pub fn valid_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lease_is_renewed_a_third_of_the_way_in() {
+        assert_eq!(renew_grace(15), 10);
+        assert_eq!(renew_grace(30), 20);
+        // The shortest Lease (the tests' 3 s) renews every second.
+        assert_eq!(renew_grace(3), 2);
+        assert_eq!(renew_grace(2), 1);
+        for seconds in 2..100 {
+            let grace = renew_grace(seconds);
+            assert!(grace > 0 && grace < seconds, "{seconds}: {grace}");
+        }
+    }
     use k8s_openapi::api::coordination::v1::LeaseSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 

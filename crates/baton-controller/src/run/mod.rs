@@ -73,8 +73,9 @@ pub struct RunArgs {
     /// about 10 MiB more (GitHub requests are bounded apart, 16 per connection).
     #[arg(long, env = "BATON_CONCURRENCY", default_value_t = 128)]
     pub concurrency: u16,
-    /// Lease duration in seconds: how long a crashed leader blocks a takeover.
-    #[arg(long, env = "BATON_LEASE_SECONDS", default_value_t = 15)]
+    /// Lease duration in seconds: how long a crashed leader blocks a takeover. The
+    /// leader renews it every third of that.
+    #[arg(long, env = "BATON_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..))]
     pub lease_seconds: u64,
 }
 
