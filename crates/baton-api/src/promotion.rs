@@ -445,7 +445,9 @@ pub enum NotificationKind {
 }
 
 /// A notification Baton attempted, recorded before the attempt so a restart knows to
-/// look on GitHub before posting again.
+/// look on GitHub before posting again. The notifications of reaching `Synced` are
+/// recorded earlier, with the `Merged` status (`armedBy`), so the commit status goes
+/// out the moment the Applications are ready, without a status write before it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationRecord {
@@ -453,8 +455,13 @@ pub struct NotificationRecord {
     /// The service it was about (statuses are per service).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
-    /// When the first attempt started.
+    /// When the first attempt started (or, with `armedBy`, when it was recorded ahead).
     pub attempted_at: Time,
+    /// Recorded ahead and not attempted yet: the operator process (a random id per
+    /// start) that may attempt it without recording again. Any other process, such as
+    /// the operator after a restart, looks on GitHub before posting it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub armed_by: Option<String>,
     /// When GitHub confirmed it; absent while unconfirmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<Time>,

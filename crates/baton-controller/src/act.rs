@@ -34,7 +34,7 @@ pub async fn perform_all<G: Provider>(
     effects: &[Effect],
     status: &mut PromotionStatus,
 ) -> Result<(), Error> {
-    let attempts = record::begin(w, status, effects, s.now).await?;
+    let attempts = record::begin(w, status, effects, s.now, &s.ctx.arming).await?;
     for (effect, attempt) in effects.iter().zip(attempts) {
         perform(s, w, effect, attempt, status).await?;
     }

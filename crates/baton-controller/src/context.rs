@@ -62,6 +62,8 @@ pub struct Context {
     environments: std::sync::OnceLock<Store<Environment>>,
     /// Each Promotion's last status write, until the cache has it.
     pub written: crate::record::Written,
+    /// This process's id in armed notification records, and which it attempted.
+    pub arming: crate::record::Arming,
     /// Events waiting to be posted by the background task (a reconcile never waits on one).
     pub events: crate::events::Outbox,
     /// The Applications' caches (one per watched namespace, or one for all), once running.
@@ -117,6 +119,7 @@ impl Context {
             environments: std::sync::OnceLock::new(),
             events: crate::events::Outbox::new(),
             written: crate::record::Written::default(),
+            arming: crate::record::Arming::default(),
             apps: std::sync::OnceLock::new(),
             failures: Mutex::new(HashMap::new()),
         }
@@ -275,6 +278,7 @@ impl Context {
             });
         }
         self.succeeded(promotion);
+        self.arming.forget(promotion);
     }
 
     /// Sizes of the caches, for the boundedness test and metrics.
@@ -286,6 +290,7 @@ impl Context {
             failures: self.failures.lock().map(|m| m.len()).unwrap_or(0),
             watched_pulls: self.prs.len(),
             written: self.written.pending(),
+            armed: self.arming.pending(),
         }
     }
 
@@ -455,6 +460,8 @@ pub struct CacheSizes {
     pub failures: usize,
     pub watched_pulls: usize,
     pub written: usize,
+    /// Promotions with armed notification records this process attempted.
+    pub armed: usize,
 }
 
 #[cfg(test)]

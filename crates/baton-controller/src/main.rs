@@ -102,6 +102,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Run(args) => {
+            // Before the runtime's threads exist: they would each get a heap of their own.
+            baton_sys::one_heap_arena();
             init_logging();
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

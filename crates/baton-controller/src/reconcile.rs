@@ -147,6 +147,16 @@ async fn apply(p: &Promotion, ctx: &Context) -> Result<Requeue, Error> {
         window_override: obs.window_override.clone(),
     };
     next_status::finish(&mut status, &d, generation, &stamp, learned);
+    // Recorded ahead with this write rather than in one of their own when they are due.
+    record::arm(
+        &mut status,
+        &machine::armed(&inputs, &d),
+        &ctx.arming.boot,
+        &stamp,
+    );
+    if d.phase.is_terminal() {
+        record::disarm(&mut status, &ctx.arming.boot);
+    }
     if status != before {
         w.write(&status).await?;
     }

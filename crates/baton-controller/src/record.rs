@@ -155,48 +155,153 @@ pub enum Attempt {
     Again,
 }
 
+/// One notification record: its kind and service.
+pub type Key = (NotificationKind, Option<String>);
+
+/// This operator process's armed records ([`arm`]): its id, and which of the records it
+/// armed it has attempted since. An armed record not attempted by this process can be
+/// posted without a write ahead of it; any other record cannot.
+#[derive(Clone)]
+pub struct Arming {
+    /// Random per process start: a record armed by an earlier start may have been
+    /// posted just before that process stopped.
+    pub boot: String,
+    tried: Arc<Mutex<HashMap<ObjectRef<Promotion>, Vec<Key>>>>,
+}
+
+impl Default for Arming {
+    fn default() -> Self {
+        Arming {
+            boot: format!("{:016x}", rand::random::<u64>()),
+            tried: Arc::default(),
+        }
+    }
+}
+
+impl Arming {
+    /// Notes, before posting, that this process attempts armed record `key` (true), or
+    /// says it already has (false).
+    fn try_once(&self, p: &ObjectRef<Promotion>, key: Key) -> bool {
+        let Ok(mut m) = self.tried.lock() else {
+            return false;
+        };
+        let tried = m.entry(p.clone()).or_default();
+        if tried.contains(&key) {
+            return false;
+        }
+        tried.push(key);
+        true
+    }
+
+    /// Forgets a Promotion that is done (terminal and written) or deleted.
+    pub fn forget(&self, p: &ObjectRef<Promotion>) {
+        if let Ok(mut m) = self.tried.lock() {
+            m.remove(p);
+        }
+    }
+
+    /// How many Promotions have armed records attempted and not yet forgotten.
+    pub fn pending(&self) -> usize {
+        self.tried.lock().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// Records ahead, with `armedBy` this process, the notifications `keys` that have no
+/// record yet. Pure; true when it added one (then the status must be written).
+pub fn arm(status: &mut PromotionStatus, keys: &[Key], boot: &str, now: &Time) -> bool {
+    let mut added = false;
+    for (kind, service) in keys {
+        if find(status, *kind, service.as_deref()).is_none() {
+            status.notifications.push(NotificationRecord {
+                kind: *kind,
+                service: service.clone(),
+                attempted_at: now.clone(),
+                armed_by: Some(boot.to_owned()),
+                delivered_at: None,
+                failed: None,
+                failed_with: None,
+            });
+            added = true;
+        }
+    }
+    added
+}
+
+/// Drops the records this process armed and never attempted (the promotion ended
+/// another way). Records armed by another process stay: that one may have posted them.
+pub fn disarm(status: &mut PromotionStatus, boot: &str) {
+    status
+        .notifications
+        .retain(|n| n.armed_by.as_deref() != Some(boot));
+}
+
 /// Records (write-ahead, in one status write) that the notifications of `effects` are
 /// about to be attempted; returns where each effect's notification stands (`None`
-/// for an effect that is not a notification).
+/// for an effect that is not a notification). Records this process armed need no
+/// write: when every notification was armed, nothing is written before posting.
 pub async fn begin(
     w: &mut Writer,
     status: &mut PromotionStatus,
     effects: &[Effect],
     now: &Time,
+    arming: &Arming,
 ) -> Result<Vec<Option<Attempt>>, Error> {
+    let key = w.key.clone();
+    let mut write = false;
     let attempts: Vec<Option<Attempt>> = effects
         .iter()
         .map(|e| {
-            e.records()
-                .map(|(kind, services)| mark(status, kind, &services, now))
+            e.records().map(|(kind, services)| {
+                let marked = mark(status, kind, &services, now, &arming.boot, |service| {
+                    arming.try_once(&key, (kind, service.map(str::to_owned)))
+                });
+                write |= marked.write;
+                marked.attempt
+            })
         })
         .collect();
-    if attempts
-        .iter()
-        .any(|a| matches!(a, Some(Attempt::First | Attempt::Again)))
-    {
+    if write {
         w.write(status).await?;
     }
     Ok(attempts)
 }
 
+/// Where a notification stands once marked, and whether the mark must be written
+/// before the attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marked {
+    pub attempt: Attempt,
+    pub write: bool,
+}
+
 /// Marks notifications for `services` as being attempted now (to be written ahead).
+/// A record armed by `boot` that `first_try` (called once per such record) says this
+/// process has not attempted yet is attempted as a first, with no write.
 pub fn mark(
     status: &mut PromotionStatus,
     kind: NotificationKind,
     services: &[Option<&str>],
     now: &Time,
-) -> Attempt {
+    boot: &str,
+    mut first_try: impl FnMut(Option<&str>) -> bool,
+) -> Marked {
     let mut fresh = false;
     let mut pending = false;
+    let mut armed = false;
     for service in services {
         match find(status, kind, *service) {
             Some(r) if r.delivered_at.is_some() || r.failed.is_some() => {}
+            Some(r) if r.armed_by.as_deref() == Some(boot) && first_try(*service) => {
+                // Written ahead with the Merged status; from now on it is attempted.
+                r.armed_by = None;
+                armed = true;
+            }
             Some(r) => {
                 // Recorded again before retrying: the write's resourceVersion precondition
                 // fails if this reconcile read a stale copy (the attempt may have finished
                 // meanwhile), so a stale read never posts a second time.
                 r.attempted_at = now.clone();
+                r.armed_by = None;
                 pending = true;
             }
             None => {
@@ -204,6 +309,7 @@ pub fn mark(
                     kind,
                     service: service.map(str::to_owned),
                     attempted_at: now.clone(),
+                    armed_by: None,
                     delivered_at: None,
                     failed: None,
                     failed_with: None,
@@ -212,10 +318,14 @@ pub fn mark(
             }
         }
     }
-    match (fresh, pending) {
+    let attempt = match (fresh || armed, pending) {
         (false, false) => Attempt::Done,
         (true, false) => Attempt::First,
         _ => Attempt::Again,
+    };
+    Marked {
+        attempt,
+        write: fresh || pending,
     }
 }
 
@@ -273,6 +383,138 @@ mod tests {
             "spec": { "environment": "production", "services": [] }
         }))
         .expect("a Promotion")
+    }
+
+    fn at(s: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + s).expect("a time"))
+    }
+
+    #[test]
+    fn an_armed_record_is_posted_once_by_its_process_without_a_write_and_looked_up_by_any_other() {
+        let mut status = PromotionStatus::default();
+        let keys = vec![
+            (NotificationKind::SuccessStatus, Some("api".to_owned())),
+            (NotificationKind::ResultComment, None),
+        ];
+        assert!(arm(&mut status, &keys, "boot-a", &at(0)));
+        assert!(!arm(&mut status, &keys, "boot-a", &at(1)), "armed once");
+        assert!(
+            status
+                .notifications
+                .iter()
+                .all(|n| n.armed_by.as_deref() == Some("boot-a"))
+        );
+
+        // The process that armed it: a first attempt, nothing to write before it.
+        let mut tried = Vec::new();
+        let mut first_try = |s: Option<&str>| {
+            let fresh = !tried.contains(&s.map(str::to_owned));
+            tried.push(s.map(str::to_owned));
+            fresh
+        };
+        let m = mark(
+            &mut status,
+            NotificationKind::SuccessStatus,
+            &[Some("api")],
+            &at(5),
+            "boot-a",
+            &mut first_try,
+        );
+        assert_eq!(
+            m,
+            Marked {
+                attempt: Attempt::First,
+                write: false
+            }
+        );
+        let r = find(&mut status, NotificationKind::SuccessStatus, Some("api")).expect("recorded");
+        assert_eq!(r.armed_by, None, "attempted now");
+        assert_eq!(r.attempted_at, at(0), "recorded ahead when armed");
+
+        // A restarted operator (another id) may not trust it: it looks first, and
+        // records the attempt before it.
+        let m = mark(
+            &mut status,
+            NotificationKind::ResultComment,
+            &[None],
+            &at(6),
+            "boot-b",
+            |_| true,
+        );
+        assert_eq!(
+            m,
+            Marked {
+                attempt: Attempt::Again,
+                write: true
+            }
+        );
+        let r = find(&mut status, NotificationKind::ResultComment, None).expect("recorded");
+        assert_eq!((r.armed_by.clone(), r.attempted_at.clone()), (None, at(6)));
+    }
+
+    #[test]
+    fn an_armed_record_its_process_already_tried_is_looked_up_and_written_first() {
+        let mut status = PromotionStatus::default();
+        let keys = vec![(NotificationKind::SuccessStatus, Some("api".to_owned()))];
+        arm(&mut status, &keys, "boot-a", &at(0));
+        // Tried before, and the status write after it failed: the cached copy still
+        // says armed.
+        let m = mark(
+            &mut status,
+            NotificationKind::SuccessStatus,
+            &[Some("api")],
+            &at(5),
+            "boot-a",
+            |_| false,
+        );
+        assert_eq!(
+            m,
+            Marked {
+                attempt: Attempt::Again,
+                write: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_promotion_ending_another_way_drops_only_its_own_untried_armed_records() {
+        let mut status = PromotionStatus::default();
+        arm(
+            &mut status,
+            &[(NotificationKind::SuccessStatus, Some("api".to_owned()))],
+            "boot-a",
+            &at(0),
+        );
+        arm(
+            &mut status,
+            &[(NotificationKind::SuccessStatus, Some("web".to_owned()))],
+            "boot-b",
+            &at(0),
+        );
+        disarm(&mut status, "boot-b");
+        let left: Vec<_> = status
+            .notifications
+            .iter()
+            .map(|n| n.service.clone())
+            .collect();
+        assert_eq!(
+            left,
+            vec![Some("api".to_owned())],
+            "another process may have posted it"
+        );
+    }
+
+    #[test]
+    fn the_arming_process_remembers_its_attempts_until_the_promotion_is_forgotten() {
+        let arming = Arming::default();
+        let p = ObjectRef::from_obj(&cached("1"));
+        let key = (NotificationKind::SuccessStatus, Some("api".to_owned()));
+        assert!(arming.try_once(&p, key.clone()));
+        assert!(!arming.try_once(&p, key.clone()));
+        assert_eq!(arming.pending(), 1);
+        arming.forget(&p);
+        assert_eq!(arming.pending(), 0);
+        assert_ne!(Arming::default().boot, arming.boot, "an id per start");
     }
 
     #[test]

@@ -25,6 +25,30 @@ pub fn synced_status(repo_url: &str, revision: &str, health: &str, at: &str) -> 
     })
 }
 
+/// Writes the status of a finished sync of `revision` on existing Application `name`
+/// whose health stays `health`: one patch and no read, as Argo CD's controller writes
+/// from its cache. The health's transition time is left as it was (a merge patch keeps
+/// the fields it does not name), as Argo CD leaves it when the health does not change.
+pub async fn resync(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    repo_url: &str,
+    revision: &str,
+    health: &str,
+) -> Result<(), kube::Error> {
+    let apps: Api<baton_api::Application> = Api::namespaced(client.clone(), ns);
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let status = synced_status(repo_url, revision, health, &now);
+    apps.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Creates Application `name` (if needed) deploying from `repo_url`, then writes the
 /// status of a finished sync of `revision` with `health`.
 pub async fn sync(

@@ -358,25 +358,11 @@ fn merged(input: &Inputs<'_>, apps: &[AppSeen]) -> Decision {
             .iter()
             .all(|a| matches!(a.view.state, AppState::Ready { .. }));
     if ready {
-        let mut actions = statuses(input, policy, true);
-        if policy.commit_status {
-            actions.extend(
-                input
-                    .rolled_back
-                    .iter()
-                    .map(|service| Action::PostRolledBack {
-                        service: service.clone(),
-                    }),
-            );
-        }
-        if policy.release {
-            actions.push(Action::CreateRelease);
-        }
         return Decision::terminal(
             Phase::Synced,
             c::REASON_SYNCED,
             "every Application is Synced and Healthy at the merged revision".into(),
-            actions,
+            synced_actions(input, policy),
         );
     }
     let merged_at = input.status.phase_times.merged.as_ref().map(|t| t.0);
@@ -407,6 +393,44 @@ fn merged(input: &Inputs<'_>, apps: &[AppSeen]) -> Decision {
         waiting_on(apps),
         SYNC_POLL.min(policy.sync_timeout.saturating_sub(elapsed)),
     )
+}
+
+/// What reaching `Synced` posts (besides what [`notify::actions`] adds).
+fn synced_actions(input: &Inputs<'_>, policy: &Policy) -> Vec<Action> {
+    let mut actions = statuses(input, policy, true);
+    if policy.commit_status {
+        actions.extend(
+            input
+                .rolled_back
+                .iter()
+                .map(|service| Action::PostRolledBack {
+                    service: service.clone(),
+                }),
+        );
+    }
+    if policy.release {
+        actions.push(Action::CreateRelease);
+    }
+    actions
+}
+
+/// The notification records to arm (record ahead) with decision `d`: while a merged
+/// promotion waits for its Applications, those reaching `Synced` will use, so the
+/// commit status is posted the moment they are ready, with no status write first.
+pub fn armed(input: &Inputs<'_>, d: &Decision) -> Vec<crate::record::Key> {
+    let (Phase::Merged, Some(policy)) = (d.phase, &input.policy) else {
+        return vec![];
+    };
+    let mut actions = synced_actions(input, policy);
+    if input
+        .status
+        .pull_request
+        .as_ref()
+        .is_some_and(|pr| pr.number > 0)
+    {
+        actions.push(Action::CommentResult);
+    }
+    actions.iter().filter_map(Action::record).collect()
 }
 
 /// A commit status per service (grouped per commit later), when the Environment wants them.

@@ -310,6 +310,44 @@ fn all_applications_ready_posts_success_statuses_and_is_synced() {
 }
 
 #[test]
+fn waiting_for_the_applications_arms_exactly_the_notifications_of_reaching_synced() {
+    use baton_api::promotion::NotificationKind as K;
+    let mut s = status(Some(Phase::Merged));
+    if let Some(pr) = s.pull_request.as_mut() {
+        pr.number = 7;
+    }
+    let mut i = inputs(&s);
+    i.services = vec!["api".into(), "web".into()];
+    i.policy = Some(Policy {
+        release: true,
+        ..policy()
+    });
+    i.seen = Seen::Applications(vec![app("api", ready()), app("web", AppState::Missing)]);
+    let waiting = decide(&i);
+    assert_eq!(waiting.phase, Phase::Merged);
+    let armed = armed(&i, &waiting);
+    assert_eq!(
+        armed,
+        vec![
+            (K::SuccessStatus, Some("api".into())),
+            (K::SuccessStatus, Some("web".into())),
+            (K::Release, None),
+            (K::ResultComment, None),
+        ]
+    );
+    i.seen = Seen::Applications(vec![app("api", ready()), app("web", ready())]);
+    let synced = decide(&i);
+    assert_eq!(synced.phase, Phase::Synced);
+    let used: Vec<_> = synced.actions.iter().filter_map(Action::record).collect();
+    assert_eq!(used.len(), armed.len());
+    assert!(used.iter().all(|k| armed.contains(k)), "{used:?}");
+    assert!(
+        super::armed(&i, &synced).is_empty(),
+        "nothing armed once terminal"
+    );
+}
+
+#[test]
 fn release_note_only_when_enabled() {
     let s = status(Some(Phase::Merged));
     let mut i = inputs(&s);
@@ -508,6 +546,7 @@ fn a_refused_notification_is_tried_again_only_with_new_credentials() {
         kind: NotificationKind::SuccessStatus,
         service: Some("api".into()),
         attempted_at: Time(at(0)),
+        armed_by: None,
         delivered_at: None,
         failed: Some("GitHub refused the commit status".into()),
         failed_with: Some("v1".into()),

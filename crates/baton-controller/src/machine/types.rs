@@ -233,6 +233,29 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The notification record this action posts under, if it is a notification.
+    pub fn record(&self) -> Option<crate::record::Key> {
+        use baton_api::promotion::NotificationKind as K;
+        Some(match self {
+            Action::PostStatus { service, success } => (
+                if *success {
+                    K::SuccessStatus
+                } else {
+                    K::FailureStatus
+                },
+                Some(service.clone()),
+            ),
+            Action::PostRolledBack { service } => (K::RolledBackStatus, Some(service.clone())),
+            Action::PostSuperseded { service } => (K::SupersededStatus, Some(service.clone())),
+            Action::CreateRelease => (K::Release, None),
+            Action::CommentResult => (K::ResultComment, None),
+            Action::CommentSuperseded => (K::SupersededComment, None),
+            _ => return None,
+        })
+    }
+}
+
 /// The outcome of one decision.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {

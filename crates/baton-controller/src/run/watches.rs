@@ -121,8 +121,8 @@ pub async fn run(
             app_ctx.waiting_on(&app.namespace().unwrap_or_default(), &app.name_any())
         });
     }
-    // Freed memory goes back to the OS periodically (first 2 s after start, once the
-    // initial lists are in).
+    // Freed memory goes back to the OS: often while the initial lists come in, then
+    // every 30 s.
     let trimmer = super::memory::keep_trimmed(stop.clone());
     ctx.use_application_stores(stores);
     let environments = environments(

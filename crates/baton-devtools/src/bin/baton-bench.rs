@@ -99,7 +99,7 @@ struct Report {
     /// From each Application's Synced status being acknowledged by the API server (the
     /// moment a watcher can first see it) to its commit status on GitHub.
     reactions: Vec<Duration>,
-    /// The same, counted from when the bench started writing the flip (its own read and
+    /// The same, counted from when the bench started writing the flip (its own
     /// write of the Application, queued in the busy API server, included).
     reactions_from_request: Vec<Duration>,
     github_counted: usize,
@@ -118,6 +118,9 @@ struct Report {
     /// `None` when the API server did not report the FlowSchema's count.
     kube_operator: Option<f64>,
     kube_all: f64,
+    /// What the API server served from the first flip until every Promotion was Synced
+    /// (every client), by verb and resource: how many, and the seconds they took.
+    flip_requests: Vec<(String, f64, f64)>,
     webhooks: usize,
     failures: Vec<String>,
 }
@@ -226,6 +229,7 @@ async fn run(s: &Settings) -> Res<Report> {
         (0..n)
             .map(|i| (format!("svc-{i}"), initial.clone()))
             .collect(),
+        false,
     )
     .await?;
 
@@ -322,7 +326,8 @@ async fn run(s: &Settings) -> Res<Report> {
         })
         .collect();
     let watcher = tokio::spawn(watch_statuses(n));
-    let flipped_at = flip_all(&client, flips).await?;
+    let flip_metrics = scrape(&client).await?;
+    let flipped_at = flip_all(&client, flips, true).await?;
     report.last_flip = flipped_at.values().map(|f| f.acknowledged).max();
     let landed = watcher.await?;
     for (name, flip) in &flipped_at {
@@ -341,6 +346,7 @@ async fn run(s: &Settings) -> Res<Report> {
     }
     let synced = wait_all(&api, n, Phase::Synced).await?;
     report.to_synced = started.elapsed();
+    report.flip_requests = requests_by_kind(&flip_metrics, &scrape(&client).await?);
     report.synced_after_last_flip = report.last_flip.map(|t| t.elapsed()).unwrap_or_default();
     report.cpu_seconds = cpu_seconds(pid, ticks) - cpu_before;
     report.cpu_seconds_total = cpu_seconds(pid, ticks);
@@ -533,6 +539,63 @@ async fn scrape(client: &kube::Client) -> Res<String> {
     Ok(client.request_text(req).await?)
 }
 
+/// Requests the API server served between two scrapes, by verb, resource and
+/// subresource: (kind, count, seconds spent serving them), the costliest first.
+fn requests_by_kind(before: &str, after: &str) -> Vec<(String, f64, f64)> {
+    let tally = |text: &str| {
+        let mut out: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some(close) = l.rfind('}') else { continue };
+            let (series, value) = (&l[..=close], l[close + 1..].trim());
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let name = series.split('{').next().unwrap_or_default();
+            let count = name == "apiserver_request_total";
+            if !count && name != "apiserver_request_duration_seconds_sum" {
+                continue;
+            }
+            let label = |k: &str| {
+                series
+                    .split(&format!("{k}=\""))
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let sub = label("subresource");
+            let kind = format!(
+                "{} {}{}",
+                label("verb"),
+                label("resource"),
+                if sub.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{sub}")
+                }
+            );
+            let e = out.entry(kind).or_default();
+            if count {
+                e.0 += value;
+            } else {
+                e.1 += value;
+            }
+        }
+        out
+    };
+    let (b, a) = (tally(before), tally(after));
+    let mut out: Vec<(String, f64, f64)> = a
+        .into_iter()
+        .map(|(k, (n, t))| {
+            let (n0, t0) = b.get(&k).copied().unwrap_or_default();
+            (k, n - n0, t - t0)
+        })
+        .filter(|(_, n, _)| *n >= 1.0)
+        .collect();
+    out.sort_by(|x, y| y.2.total_cmp(&x.2));
+    out
+}
+
 /// The sum of every series of `metric`, or of those with the label `label`.
 fn metric_sum(text: &str, metric: &str, label: Option<(&str, &str)>) -> f64 {
     let wanted = label.map(|(k, v)| format!("{k}=\"{v}\""));
@@ -587,6 +650,7 @@ struct Flip {
 async fn flip_all(
     client: &kube::Client,
     flips: Vec<(String, String)>,
+    existing: bool,
 ) -> Res<std::collections::HashMap<String, Flip>> {
     use futures::StreamExt;
     let results: Vec<Result<(String, Flip), kube::Error>> = futures::stream::iter(flips)
@@ -594,15 +658,16 @@ async fn flip_all(
             let client = client.clone();
             async move {
                 let sent = Instant::now();
-                baton_testkit::argocd::sync(
-                    &client,
-                    NS,
-                    &format!("{name}-production"),
-                    "https://github.com/bench/gitops",
-                    &merge,
-                    "Healthy",
-                )
-                .await?;
+                let app = format!("{name}-production");
+                let repo = "https://github.com/bench/gitops";
+                // A flip is one patch, as Argo CD writes it from its cache; the first
+                // write creates the Application.
+                if existing {
+                    baton_testkit::argocd::resync(&client, NS, &app, repo, &merge, "Healthy")
+                        .await?;
+                } else {
+                    baton_testkit::argocd::sync(&client, NS, &app, repo, &merge, "Healthy").await?;
+                }
                 let acknowledged = Instant::now();
                 Ok((name, Flip { sent, acknowledged }))
             }
@@ -754,6 +819,7 @@ fn to_json(s: &Settings, r: &Report) -> Value {
         "github_requests_by_kind": r.github_by_kind.iter().map(|(k, v)| (k.clone(), json!(per(*v as f64, s.n)))).collect::<serde_json::Map<_, _>>(),
         "kube_requests_all_clients_per_promotion": per(r.kube_all, s.n),
         "webhooks_delivered": r.webhooks,
+        "flip_requests": r.flip_requests.iter().map(|(k, n, t)| json!({ "kind": k, "count": n, "seconds": (t * 100.0).round() / 100.0 })).collect::<Vec<_>>(),
         "failures": r.failures,
     })
 }
@@ -844,6 +910,15 @@ fn print_table(s: &Settings, r: &Report) {
             ),
         ),
         (
+            "API server from the first flip to all Synced, costliest first (every client)".into(),
+            r.flip_requests
+                .iter()
+                .take(8)
+                .map(|(k, n, t)| format!("{k}: {n} in {t:.1} s"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        (
             "checks".into(),
             if r.failures.is_empty() {
                 format!("passed: {} Synced, one PR and one success status each", s.n)
@@ -863,6 +938,22 @@ fn print_table(s: &Settings, r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_requests_by_kind_between_scrapes() {
+        let before = "apiserver_request_total{code=\"200\",resource=\"promotions\",subresource=\"status\",verb=\"PUT\"} 2\n";
+        let after = "apiserver_request_total{code=\"200\",resource=\"promotions\",subresource=\"status\",verb=\"PUT\"} 5\n\
+            apiserver_request_total{code=\"409\",resource=\"promotions\",subresource=\"status\",verb=\"PUT\"} 1\n\
+            apiserver_request_duration_seconds_sum{resource=\"promotions\",subresource=\"status\",verb=\"PUT\"} 0.5\n\
+            apiserver_request_total{resource=\"events\",subresource=\"\",verb=\"POST\"} 1\n";
+        assert_eq!(
+            requests_by_kind(before, after),
+            vec![
+                ("PUT promotions/status".to_owned(), 4.0, 0.5),
+                ("POST events".to_owned(), 1.0, 0.0)
+            ]
+        );
+    }
 
     #[test]
     fn sums_series_by_label() {
