@@ -38,9 +38,12 @@ mod tests {
     #[test]
     fn one_arena_still_serves_every_thread() {
         super::one_heap_arena();
-        let threads: Vec<_> = (0..4)
+        let threads: Vec<_> = (0..4u8)
             .map(|t| {
-                std::thread::spawn(move || (0..1000).map(|i| vec![t as u8; i % 64 + 1]).count())
+                std::thread::spawn(move || {
+                    let kept: Vec<Vec<u8>> = (0..1000).map(|i| vec![t; i % 64 + 1]).collect();
+                    kept.iter().filter(|v| v.iter().all(|b| *b == t)).count()
+                })
             })
             .collect();
         for t in threads {
