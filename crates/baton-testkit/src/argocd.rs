@@ -39,7 +39,15 @@ pub async fn resync(
 ) -> Result<(), kube::Error> {
     let apps: Api<baton_api::Application> = Api::namespaced(client.clone(), ns);
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let status = synced_status(repo_url, revision, health, &now);
+    write_status(&apps, name, synced_status(repo_url, revision, health, &now)).await
+}
+
+/// Writes `status` as Argo CD's controller does: an ordinary merge patch.
+async fn write_status(
+    apps: &Api<baton_api::Application>,
+    name: &str,
+    status: Value,
+) -> Result<(), kube::Error> {
     apps.patch(
         name,
         &PatchParams::default(),
@@ -84,11 +92,5 @@ pub async fn sync(
         .filter(|h| h.status == health)
         .and_then(|h| h.last_transition_time);
     status["health"]["lastTransitionTime"] = json!(old.unwrap_or(now));
-    apps.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
+    write_status(&apps, name, status).await
 }
