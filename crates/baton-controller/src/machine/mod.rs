@@ -422,15 +422,15 @@ pub fn armed(input: &Inputs<'_>, d: &Decision) -> Vec<crate::record::Key> {
         return vec![];
     };
     let mut actions = synced_actions(input, policy);
-    if input
-        .status
-        .pull_request
-        .as_ref()
-        .is_some_and(|pr| pr.number > 0)
-    {
+    if has_pr(input.status) {
         actions.push(Action::CommentResult);
     }
     actions.iter().filter_map(Action::record).collect()
+}
+
+/// Whether the promotion's PR is known by number (it can be commented on).
+fn has_pr(status: &baton_api::PromotionStatus) -> bool {
+    status.pull_request.as_ref().is_some_and(|pr| pr.number > 0)
 }
 
 /// A commit status per service (grouped per commit later), when the Environment wants them.

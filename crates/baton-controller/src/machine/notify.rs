@@ -55,12 +55,10 @@ pub fn actions(input: &Inputs<'_>, d: &Decision) -> Vec<Action> {
             }
         }
     }
-    let has_pr = input
-        .status
-        .pull_request
-        .as_ref()
-        .is_some_and(|pr| pr.number > 0);
-    if before == Phase::Merged && matches!(d.phase, Phase::Synced | Phase::Failed) && has_pr {
+    if before == Phase::Merged
+        && matches!(d.phase, Phase::Synced | Phase::Failed)
+        && super::has_pr(input.status)
+    {
         out.push(Action::CommentResult);
     }
     out

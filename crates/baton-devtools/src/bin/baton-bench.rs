@@ -544,12 +544,7 @@ async fn scrape(client: &kube::Client) -> Res<String> {
 fn requests_by_kind(before: &str, after: &str) -> Vec<(String, f64, f64)> {
     let tally = |text: &str| {
         let mut out: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
-        for l in text.lines().filter(|l| !l.starts_with('#')) {
-            let Some(close) = l.rfind('}') else { continue };
-            let (series, value) = (&l[..=close], l[close + 1..].trim());
-            let Ok(value) = value.parse::<f64>() else {
-                continue;
-            };
+        for (series, value) in samples(text) {
             let name = series.split('{').next().unwrap_or_default();
             let count = name == "apiserver_request_total";
             if !count && name != "apiserver_request_duration_seconds_sum" {
@@ -596,9 +591,8 @@ fn requests_by_kind(before: &str, after: &str) -> Vec<(String, f64, f64)> {
     out
 }
 
-/// The sum of every series of `metric`, or of those with the label `label`.
-fn metric_sum(text: &str, metric: &str, label: Option<(&str, &str)>) -> f64 {
-    let wanted = label.map(|(k, v)| format!("{k}=\"{v}\""));
+/// Each sample of a Prometheus text exposition: its series (name and labels) and value.
+fn samples(text: &str) -> impl Iterator<Item = (&str, f64)> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
@@ -606,11 +600,19 @@ fn metric_sum(text: &str, metric: &str, label: Option<(&str, &str)>) -> f64 {
                 Some(close) => (&l[..=close], &l[close + 1..]),
                 None => l.split_once(' ')?,
             };
-            let name = series.split('{').next()?;
-            let labelled = wanted.as_ref().is_none_or(|w| series.contains(w.as_str()));
-            (name == metric && labelled).then(|| value.split_whitespace().next())?
+            Some((series, value.split_whitespace().next()?.parse().ok()?))
         })
-        .filter_map(|v| v.parse::<f64>().ok())
+}
+
+/// The sum of every series of `metric`, or of those with the label `label`.
+fn metric_sum(text: &str, metric: &str, label: Option<(&str, &str)>) -> f64 {
+    let wanted = label.map(|(k, v)| format!("{k}=\"{v}\""));
+    samples(text)
+        .filter(|(series, _)| {
+            let labelled = wanted.as_ref().is_none_or(|w| series.contains(w.as_str()));
+            series.split('{').next() == Some(metric) && labelled
+        })
+        .map(|(_, value)| value)
         .sum()
 }
 
